@@ -1,0 +1,75 @@
+#include "runtime/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define STREE_ERROR_CAP 1024
+
+static _Thread_local char last_error[STREE_ERROR_CAP];
+
+const char *stree_status_str(stree_status status) {
+    switch (status) {
+    case STREE_OK: return "STREE_OK";
+    case STREE_ERR_INVALID_ARG: return "STREE_ERR_INVALID_ARG";
+    case STREE_ERR_IO: return "STREE_ERR_IO";
+    case STREE_ERR_FORMAT: return "STREE_ERR_FORMAT";
+    case STREE_ERR_CONFIG: return "STREE_ERR_CONFIG";
+    case STREE_ERR_UNSUPPORTED: return "STREE_ERR_UNSUPPORTED";
+    case STREE_ERR_MISSING_TENSOR: return "STREE_ERR_MISSING_TENSOR";
+    case STREE_ERR_OUT_OF_MEMORY: return "STREE_ERR_OUT_OF_MEMORY";
+    case STREE_ERR_CONTEXT_FULL: return "STREE_ERR_CONTEXT_FULL";
+    case STREE_ERR_BACKEND: return "STREE_ERR_BACKEND";
+    case STREE_ERR_INTERNAL: return "STREE_ERR_INTERNAL";
+    }
+    return "STREE_ERR_UNKNOWN";
+}
+
+const char *stree_last_error(void) { return last_error; }
+
+void stree_clear_error(void) { last_error[0] = '\0'; }
+
+stree_status stree_fail(stree_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+stree_status stree_fail_context(stree_status status, const char *fmt, ...) {
+    char prefix[STREE_ERROR_CAP], old[STREE_ERROR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_error, sizeof old);
+    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    return status;
+}
+
+/* ---- logging ---- */
+static stree_log_fn log_fn;
+static void *log_user;
+static stree_log_level log_min = STREE_LOG_INFO;
+
+void stree_set_log(stree_log_fn fn, void *user, stree_log_level min_level) {
+    log_fn = fn;
+    log_user = user;
+    log_min = min_level;
+}
+
+void stree_log(stree_log_level level, const char *fmt, ...) {
+    if (level < log_min) return;
+    char msg[STREE_ERROR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log_fn) {
+        log_fn(level, msg, log_user);
+    } else {
+        static const char *names[] = {"debug", "info", "warn", "error"};
+        fprintf(stderr, "stree %s: %s\n", names[level], msg);
+    }
+}
