@@ -14,6 +14,7 @@ typedef enum stree_dtype {
     STREE_DTYPE_F32,
     STREE_DTYPE_F16,
     STREE_DTYPE_BF16,
+    STREE_DTYPE_I32,  /* token ids in golden files; to_f32 refuses it, read data directly */
     STREE_DTYPE_OTHER /* a valid safetensors dtype we cannot convert (I64, U8, F64, ...) */
 } stree_dtype;
 
