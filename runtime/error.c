@@ -38,13 +38,24 @@ stree_status stree_fail(stree_status status, const char *fmt, ...) {
 }
 
 stree_status stree_fail_context(stree_status status, const char *fmt, ...) {
-    char prefix[STREE_ERROR_CAP], old[STREE_ERROR_CAP];
+    char old[STREE_ERROR_CAP];
+    memcpy(old, last_error, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof last_error ? (size_t)n : sizeof last_error - 1;
+    size_t room = sizeof last_error - 1 - len;
+    if (room >= 2) {
+        memcpy(last_error + len, ": ", 2);
+        len += 2;
+        room -= 2;
+        size_t old_len = strlen(old);
+        if (old_len > room) old_len = room;
+        memcpy(last_error + len, old, old_len);
+        len += old_len;
+    }
+    last_error[len] = '\0';
     return status;
 }
 

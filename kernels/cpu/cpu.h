@@ -1,0 +1,24 @@
+/* The CPU backend's ops (fp32 reference). */
+#ifndef STREE_KERNELS_CPU_H
+#define STREE_KERNELS_CPU_H
+
+#include "kernels/ops.h"
+
+#define STREE_CPU_MAX_TREE 4096 /* nodes in one forward (prefill chunk or tree) */
+#define STREE_CPU_MAX_CONV 64   /* conv width */
+
+void stree_cpu_matmul(const stree_matmul_params *p);
+void stree_cpu_rmsnorm(const stree_rmsnorm_params *p);
+void stree_cpu_gated_norm(const stree_gated_norm_params *p);
+void stree_cpu_rope(const stree_rope_params *p);
+void stree_cpu_attn_tree(const stree_attn_tree_params *p);
+void stree_cpu_conv_tree(const stree_conv_tree_params *p);
+void stree_cpu_mamba2_dt(const stree_mamba2_dt_params *p);
+void stree_cpu_mamba2_scan_tree(const stree_mamba2_scan_params *p);
+void stree_cpu_mamba2_commit(const stree_mamba2_commit_params *p);
+void stree_cpu_conv_commit(const stree_conv_commit_params *p);
+void stree_cpu_kv_commit(const stree_kv_commit_params *p);
+void stree_cpu_ffn_act(const stree_ffn_act_params *p);
+void stree_cpu_route(const stree_route_params *p);
+
+#endif

@@ -1,0 +1,168 @@
+/* The op table: every compute step of the forward pass and the commit, one params struct each.
+ * The CPU backend (kernels/cpu/) is the readable fp32 reference; the CUDA backend implements the
+ * same table with the same structs (device pointers). Pointers carry shape comments; `ld*` are row
+ * strides in elements; `maybe_` pointers may be NULL. */
+#ifndef STREE_KERNELS_OPS_H
+#define STREE_KERNELS_OPS_H
+
+#include <stdint.h>
+
+#include "runtime/model_desc.h"
+
+/* A token tree as the kernels see it: nodes in topological order, parent[0] = -1. A chain has
+ * parent[i] = i - 1. Positions are n_past + depth[i]. */
+typedef struct stree_tree_view {
+    int32_t n;
+    const int32_t *parent; /* [n] */
+    const int32_t *depth;  /* [n] */
+} stree_tree_view;
+
+typedef struct stree_matmul_params {
+    const float *x;          /* [n, k], row stride ldx */
+    const float *w;          /* [m, k] (PyTorch Linear layout) */
+    const float *maybe_bias; /* [m] */
+    float *y;                /* [n, m], row stride ldy: y = alpha * (x w^T + bias) (+ y if accumulate) */
+    int32_t n, k, m;
+    int64_t ldx, ldy;
+    float alpha;
+    int32_t accumulate;
+} stree_matmul_params;
+
+typedef struct stree_rmsnorm_params {
+    const float *x;          /* [n, dim], row stride ldx */
+    const float *maybe_w;    /* [dim] */
+    float *y;                /* [n, dim], row stride ldy (may alias x) */
+    int32_t n, dim;
+    int64_t ldx, ldy;
+    float eps;
+    stree_norm_kind kind;    /* RMS: w*x̂; RMS_OFFSET: (1+w)*x̂ */
+} stree_rmsnorm_params;
+
+typedef struct stree_gated_norm_params {
+    const float *y;          /* [n, dim] scan output */
+    const float *z;          /* [n, dim] gate, row stride ldz */
+    const float *maybe_w;    /* [dim]; NULL = no norm: out = y * silu(z) */
+    float *out;              /* [n, dim] */
+    int32_t n, dim, groups, norm_before_gate;
+    int64_t ldz;
+    float eps;
+} stree_gated_norm_params;
+
+typedef struct stree_rope_params {
+    float *x;                /* [n, n_heads, head_dim] in place, row stride ldx */
+    int32_t n, n_heads, head_dim, rope_dims;
+    int64_t ldx;
+    int32_t n_past;
+    const int32_t *depth;    /* [n]: position = n_past + depth[i] */
+    float theta;
+} stree_rope_params;
+
+typedef struct stree_attn_tree_params {
+    const float *q;          /* [n, n_heads * hd] */
+    const float *k_cache;    /* [n_past, n_kv * hd] committed keys */
+    const float *v_cache;    /* [n_past, n_kv * hd] */
+    const float *k_tree;     /* [n, n_kv * hd] this tree's keys */
+    const float *v_tree;     /* [n, n_kv * hd] */
+    float *out;              /* [n, n_heads * hd] */
+    stree_tree_view tree;
+    int32_t n_past, n_heads, n_kv_heads, head_dim;
+    float scale;
+    float *scratch;          /* [n_past + n] */
+} stree_attn_tree_params;
+
+typedef struct stree_conv_tree_params {
+    const float *x;          /* [n, channels] pre-conv inputs, row stride ldx */
+    const float *window;     /* [k - 1, channels] committed inputs, oldest first */
+    const float *w;          /* [channels, k] */
+    const float *maybe_bias; /* [channels] */
+    float *out;              /* [n, channels] silu(conv) */
+    stree_tree_view tree;
+    int32_t channels, k;
+    int64_t ldx;
+} stree_conv_tree_params;
+
+typedef struct stree_mamba2_dt_params {
+    const float *dt_raw;     /* [n, H], row stride ld */
+    const float *dt_bias;    /* [H] */
+    float *dt;               /* [n, H]: clamp(softplus(dt_raw + bias), dt_min, dt_max) */
+    int32_t n, n_heads;
+    int64_t ld;
+    float dt_min, dt_max;
+} stree_mamba2_dt_params;
+
+typedef struct stree_mamba2_scan_params {
+    const float *xbc;        /* [n, conv_dim] post-conv: x [H*P] | B [G*N] | C [G*N] */
+    const float *dt;         /* [n, H] */
+    const float *A_log;      /* [H] */
+    const float *D;          /* [H] */
+    const float *state;      /* [H, P, N] committed state (read only) */
+    float *c;                /* [n, H] out: path-cumulative log-decay */
+    float *y;                /* [n, H*P] out */
+    stree_tree_view tree;
+    int32_t n_heads, head_dim, n_groups, d_state;
+} stree_mamba2_scan_params;
+
+/* Commit an accepted root-to-node path: `path` lists node ids p_0 = 0 .. p_{len-1}. */
+typedef struct stree_mamba2_commit_params {
+    float *state;            /* [H, P, N] in/out */
+    const float *xbc;        /* [n, conv_dim] post-conv (verify cache) */
+    const float *dt;         /* [n, H] */
+    const float *c;          /* [n, H] */
+    const int32_t *path;
+    int32_t len, n_heads, head_dim, n_groups, d_state;
+} stree_mamba2_commit_params;
+
+typedef struct stree_conv_commit_params {
+    float *window;           /* [k - 1, channels] in/out */
+    const float *x;          /* [n, channels] pre-conv inputs (verify cache) */
+    const int32_t *path;
+    int32_t len, channels, k;
+} stree_conv_commit_params;
+
+typedef struct stree_kv_commit_params {
+    float *k_cache, *v_cache;       /* [n_ctx, row] */
+    const float *k_tree, *v_tree;   /* [n, row] */
+    const int32_t *path;
+    int32_t len, n_past, row;
+} stree_kv_commit_params;
+
+typedef struct stree_ffn_act_params {
+    const float *gate;       /* [n, d] (NULL for relu2), row stride ld */
+    const float *up;         /* [n, d], row stride ld */
+    float *out;              /* [n, d] silu(gate * gate_mult) * up, or relu(up)^2 */
+    int32_t n, d;
+    int64_t ld;
+    stree_act act;
+    float gate_mult;
+} stree_ffn_act_params;
+
+typedef struct stree_route_params {
+    const float *logits;     /* [n, E] router logits */
+    const float *maybe_bias; /* [E] selection bias (sigmoid routing) */
+    int32_t *experts;        /* [n, top_k] out */
+    float *weights;          /* [n, top_k] out */
+    int32_t n, n_experts, top_k, norm_topk;
+    stree_router_kind kind;
+    float scale;
+} stree_route_params;
+
+typedef struct stree_ops {
+    const char *name;
+    void (*matmul)(const stree_matmul_params *p);
+    void (*rmsnorm)(const stree_rmsnorm_params *p);
+    void (*gated_norm)(const stree_gated_norm_params *p);
+    void (*rope)(const stree_rope_params *p);
+    void (*attn_tree)(const stree_attn_tree_params *p);
+    void (*conv_tree)(const stree_conv_tree_params *p);
+    void (*mamba2_dt)(const stree_mamba2_dt_params *p);
+    void (*mamba2_scan_tree)(const stree_mamba2_scan_params *p);
+    void (*mamba2_commit)(const stree_mamba2_commit_params *p);
+    void (*conv_commit)(const stree_conv_commit_params *p);
+    void (*kv_commit)(const stree_kv_commit_params *p);
+    void (*ffn_act)(const stree_ffn_act_params *p);
+    void (*route)(const stree_route_params *p);
+} stree_ops;
+
+extern const stree_ops stree_cpu_ops;
+
+#endif

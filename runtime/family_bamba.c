@@ -1,0 +1,72 @@
+/* BambaForCausalLM: attention at attn_layer_indices, Mamba-2 elsewhere; SwiGLU MLP in every layer. */
+#include <stdio.h>
+
+#include "runtime/error.h"
+#include "runtime/family.h"
+
+static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
+    STREE_TRY(stree_parse_common(cfg, d, 0));
+    int32_t n_layers, d_ff, expand;
+    STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
+    STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &d_ff));
+    STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-5f, &d->norm_eps));
+    STREE_TRY(stree_cfg_int_or(cfg, "mamba_expand", 2, &expand));
+    STREE_TRY(stree_desc_alloc_layers(d, n_layers));
+    stree_attn_desc a = {0};
+    STREE_TRY(stree_parse_attention(cfg, d->d_model, 1, &a));
+    stree_mamba2_desc m = d->layers[0].mamba2;
+    STREE_TRY(stree_parse_mamba_prefixed(cfg, expand * d->d_model, d->norm_eps, &m));
+    STREE_TRY(stree_mamba2_finish(cfg, &m));
+    const cJSON *idx = stree_cfg_get(cfg, "attn_layer_indices");
+    if (idx && !cJSON_IsArray(idx))
+        return stree_fail(STREE_ERR_CONFIG, "%s: 'attn_layer_indices' must be a list of layer indices", cfg->path);
+    for (int32_t i = 0; i < n_layers; i++) {
+        d->layers[i].has_mamba2 = 1;
+        d->layers[i].mamba2 = m;
+    }
+    for (int32_t k = 0; idx && k < cJSON_GetArraySize(idx); k++) {
+        const cJSON *e = cJSON_GetArrayItem(idx, k);
+        if (!cJSON_IsNumber(e) || e->valueint < 0 || e->valueint >= n_layers)
+            return stree_fail(STREE_ERR_CONFIG, "%s: attn_layer_indices[%d] is not a layer index below %d", cfg->path,
+                              k, n_layers);
+        stree_layer_desc *l = &d->layers[e->valueint];
+        l->has_mamba2 = 0;
+        l->has_attention = 1;
+        l->attn = a;
+    }
+    for (int32_t i = 0; i < n_layers; i++) {
+        stree_layer_desc *l = &d->layers[i];
+        l->has_mlp = 1;
+        l->mlp.has_dense = 1;
+        l->mlp.dense_act = STREE_ACT_SILU;
+        l->mlp.d_ff = d_ff;
+    }
+    stree_desc_index_states(d);
+    return STREE_OK;
+}
+
+static stree_status bind(stree_wbinder *b, const stree_model_desc *d, stree_weights *w) {
+    STREE_TRY(stree_bind_io(b, d, "model.embed_tokens.weight", "model.final_layernorm.weight", "lm_head.weight", w));
+    char name[128];
+    for (int32_t i = 0; i < d->n_layers; i++) {
+        const stree_layer_desc *l = &d->layers[i];
+        stree_layer_weights *lw = &w->layers[i];
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
+        STREE_TRY(stree_bind_vector(b, &lw->norm1, name, d->d_model));
+        snprintf(name, sizeof name, "model.layers.%d.pre_ff_layernorm.weight", i);
+        STREE_TRY(stree_bind_vector(b, &lw->norm2, name, d->d_model));
+        if (l->has_mamba2) {
+            snprintf(name, sizeof name, "model.layers.%d.mamba.", i);
+            STREE_TRY(stree_bind_mamba2(b, name, d->d_model, &l->mamba2, &lw->mamba2));
+        } else {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.", i);
+            STREE_TRY(stree_bind_attention(b, name, d->d_model, &l->attn, &lw->attn));
+        }
+        snprintf(name, sizeof name, "model.layers.%d.feed_forward.", i);
+        STREE_TRY(stree_bind_gated_mlp(b, name, "gate_proj.weight", "up_proj.weight", "down_proj.weight", d->d_model,
+                                       l->mlp.d_ff, &lw->mlp));
+    }
+    return STREE_OK;
+}
+
+const stree_family stree_family_bamba = {"BambaForCausalLM", parse, bind};

@@ -1,0 +1,59 @@
+/* LlamaForCausalLM and Qwen3ForCausalLM (drafters): attention + SwiGLU MLP in every layer.
+ * Qwen3 adds per-head RMSNorm of q and k. */
+#include <stdio.h>
+
+#include "runtime/error.h"
+#include "runtime/family.h"
+
+static stree_status parse_common(const stree_cfg *cfg, stree_model_desc *d, int32_t qk_norm, int32_t tie_default) {
+    STREE_TRY(stree_parse_common(cfg, d, tie_default));
+    int32_t n_layers, d_ff, mlp_bias;
+    STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
+    STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &d_ff));
+    STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-6f, &d->norm_eps));
+    STREE_TRY(stree_cfg_bool_or(cfg, "mlp_bias", 0, &mlp_bias));
+    if (mlp_bias) return stree_fail(STREE_ERR_UNSUPPORTED, "%s: mlp_bias=true is not supported", cfg->path);
+    int32_t sliding;
+    STREE_TRY(stree_cfg_bool_or(cfg, "use_sliding_window", 0, &sliding));
+    if (sliding) return stree_fail(STREE_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported", cfg->path);
+    STREE_TRY(stree_desc_alloc_layers(d, n_layers));
+    stree_attn_desc a = {0};
+    STREE_TRY(stree_parse_attention(cfg, d->d_model, 1, &a));
+    a.qk_norm = qk_norm;
+    for (int32_t i = 0; i < n_layers; i++) {
+        stree_layer_desc *l = &d->layers[i];
+        l->has_attention = 1;
+        l->attn = a;
+        l->has_mlp = 1;
+        l->mlp.has_dense = 1;
+        l->mlp.dense_act = STREE_ACT_SILU;
+        l->mlp.d_ff = d_ff;
+    }
+    stree_desc_index_states(d);
+    return STREE_OK;
+}
+
+static stree_status parse_llama(const stree_cfg *cfg, stree_model_desc *d) { return parse_common(cfg, d, 0, 0); }
+static stree_status parse_qwen3(const stree_cfg *cfg, stree_model_desc *d) { return parse_common(cfg, d, 1, 0); }
+
+static stree_status bind(stree_wbinder *b, const stree_model_desc *d, stree_weights *w) {
+    STREE_TRY(stree_bind_io(b, d, "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", w));
+    char name[128];
+    for (int32_t i = 0; i < d->n_layers; i++) {
+        const stree_layer_desc *l = &d->layers[i];
+        stree_layer_weights *lw = &w->layers[i];
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
+        STREE_TRY(stree_bind_vector(b, &lw->norm1, name, d->d_model));
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
+        STREE_TRY(stree_bind_vector(b, &lw->norm2, name, d->d_model));
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.", i);
+        STREE_TRY(stree_bind_attention(b, name, d->d_model, &l->attn, &lw->attn));
+        snprintf(name, sizeof name, "model.layers.%d.mlp.", i);
+        STREE_TRY(stree_bind_gated_mlp(b, name, "gate_proj.weight", "up_proj.weight", "down_proj.weight", d->d_model,
+                                       l->mlp.d_ff, &lw->mlp));
+    }
+    return STREE_OK;
+}
+
+const stree_family stree_family_llama = {"LlamaForCausalLM", parse_llama, bind};
+const stree_family stree_family_qwen3 = {"Qwen3ForCausalLM", parse_qwen3, bind};

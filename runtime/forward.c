@@ -1,0 +1,270 @@
+/* The one forward pass: over a token tree (a prefill chunk and a decode step are chains), from the
+ * committed state, which it only reads. Per-node vectors for the commit go to the verify cache. */
+#include <math.h>
+#include <string.h>
+
+#include "runtime/error.h"
+#include "runtime/model.h"
+
+static void add_scaled(float *h, const float *x, int64_t count, float alpha) {
+    for (int64_t e = 0; e < count; e++) h[e] += alpha * x[e];
+}
+
+/* u * mult into scratch (a layer input multiplier must not scale the projection's bias). */
+static const float *scaled_input(stree_workspace *ws, const float *u, int64_t count, float mult) {
+    if (mult == 1.0f) return u;
+    for (int64_t e = 0; e < count; e++) ws->tmp[e] = u[e] * mult;
+    return ws->tmp;
+}
+
+static void linear(const stree_ops *ops, const float *x, int64_t ldx, const float *w, const float *maybe_bias,
+                   float *y, int64_t ldy, int32_t n, int32_t k, int32_t m, float alpha, int32_t accumulate) {
+    stree_matmul_params p = {.x = x, .w = w, .maybe_bias = maybe_bias, .y = y, .n = n, .k = k, .m = m,
+                             .ldx = ldx, .ldy = ldy, .alpha = alpha, .accumulate = accumulate};
+    ops->matmul(&p);
+}
+
+static void rmsnorm(const stree_ops *ops, const float *x, const float *w, float *y, int32_t n, int32_t dim,
+                    int64_t ld, float eps, stree_norm_kind kind) {
+    stree_rmsnorm_params p = {.x = x, .maybe_w = w, .y = y, .n = n, .dim = dim, .ldx = ld, .ldy = ld,
+                              .eps = eps, .kind = kind};
+    ops->rmsnorm(&p);
+}
+
+/* out [n, D] = mamba2(u [n, D]) * out_mult; fills the layer's verify-cache rows. */
+static void mamba2_block(stree_seq *seq, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
+                         int32_t accumulate) {
+    const stree_model *m = seq->model;
+    const stree_ops *ops = m->ops;
+    const stree_layer_desc *l = &m->desc.layers[layer];
+    const stree_mamba2_desc *md = &l->mamba2;
+    const stree_mamba2_weights *w = &m->weights.layers[layer].mamba2;
+    int32_t n = tv->n, D = m->desc.d_model, I = md->d_inner, Cd = md->conv_dim, H = md->n_heads;
+    int32_t GN = md->n_groups * md->d_state, li = l->mamba_index;
+    stree_workspace *ws = &seq->ws;
+    float *proj = ws->big; /* [n, in_proj_dim]: z | x | B | C | dt */
+    u = scaled_input(ws, u, (int64_t)n * D, md->in_mult);
+    linear(ops, u, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
+    /* Falcon-H1 muP: scale the five segments (a no-op elsewhere) */
+    int32_t seg_end[5] = {I, 2 * I, 2 * I + GN, 2 * I + 2 * GN, md->in_proj_dim};
+    for (int32_t s = 0, start = 0; s < 5; start = seg_end[s], s++) {
+        if (md->seg_mult[s] == 1.0f) continue;
+        for (int32_t i = 0; i < n; i++)
+            for (int32_t j = start; j < seg_end[s]; j++) proj[(int64_t)i * md->in_proj_dim + j] *= md->seg_mult[s];
+    }
+    float *xbc_pre = seq->vc.xbc_pre[li], *xbc = seq->vc.xbc[li], *dt = seq->vc.dt[li], *c = seq->vc.c[li];
+    for (int32_t i = 0; i < n; i++)
+        memcpy(xbc_pre + (int64_t)i * Cd, proj + (int64_t)i * md->in_proj_dim + I, (size_t)Cd * sizeof(float));
+    stree_conv_tree_params cp = {.x = xbc_pre, .window = seq->conv_state[li], .w = w->conv_w,
+                                 .maybe_bias = w->maybe_conv_b, .out = xbc, .tree = *tv, .channels = Cd,
+                                 .k = md->d_conv, .ldx = Cd};
+    ops->conv_tree(&cp);
+    stree_mamba2_dt_params dp = {.dt_raw = proj + I + Cd, .dt_bias = w->dt_bias, .dt = dt, .n = n, .n_heads = H,
+                                 .ld = md->in_proj_dim, .dt_min = md->dt_min, .dt_max = md->dt_max};
+    ops->mamba2_dt(&dp);
+    float *y = ws->big2; /* [n, I] */
+    stree_mamba2_scan_params sp = {.xbc = xbc, .dt = dt, .A_log = w->A_log, .D = w->D,
+                                   .state = seq->ssm_state[li], .c = c, .y = y, .tree = *tv, .n_heads = H,
+                                   .head_dim = md->head_dim, .n_groups = md->n_groups, .d_state = md->d_state};
+    ops->mamba2_scan_tree(&sp);
+    float *g = ws->big3; /* [n, I] */
+    stree_gated_norm_params gp = {.y = y, .z = proj, .maybe_w = md->gnorm_weight ? w->maybe_norm : NULL, .out = g,
+                                  .n = n, .dim = I, .groups = md->gnorm_groups,
+                                  .norm_before_gate = md->gnorm_before_gate, .ldz = md->in_proj_dim,
+                                  .eps = md->gnorm_eps};
+    ops->gated_norm(&gp);
+    linear(ops, g, I, w->out_proj, w->maybe_out_bias, out, D, n, I, D, md->out_mult, accumulate);
+}
+
+/* out [n, D] (+)= attention(u * in_mult) * out_mult over prefix + tree ancestors. */
+static void attention_block(stree_seq *seq, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
+                            int32_t accumulate) {
+    const stree_model *m = seq->model;
+    const stree_ops *ops = m->ops;
+    const stree_layer_desc *l = &m->desc.layers[layer];
+    const stree_attn_desc *a = &l->attn;
+    const stree_attn_weights *w = &m->weights.layers[layer].attn;
+    int32_t n = tv->n, D = m->desc.d_model, hd = a->head_dim, li = l->attn_index;
+    int32_t q_dim = a->n_heads * hd, kv_dim = a->n_kv_heads * hd;
+    stree_workspace *ws = &seq->ws;
+    float *q = ws->big, *o = ws->big2;
+    float *k = seq->vc.k_tree[li], *v = seq->vc.v_tree[li];
+    u = scaled_input(ws, u, (int64_t)n * D, l->attn_in_mult);
+    linear(ops, u, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
+    linear(ops, u, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
+    linear(ops, u, D, w->v, w->maybe_v_bias, v, kv_dim, n, D, kv_dim, 1.0f, 0);
+    if (a->key_mult != 1.0f)
+        for (int64_t e = 0; e < (int64_t)n * kv_dim; e++) k[e] *= a->key_mult;
+    if (a->qk_norm) {
+        rmsnorm(ops, q, w->maybe_q_norm, q, n * a->n_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
+        rmsnorm(ops, k, w->maybe_k_norm, k, n * a->n_kv_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
+    }
+    if (a->rope_dims > 0) {
+        stree_rope_params rq = {.x = q, .n = n, .n_heads = a->n_heads, .head_dim = hd, .rope_dims = a->rope_dims,
+                                .ldx = q_dim, .n_past = seq->n_committed, .depth = tv->depth, .theta = a->rope_theta};
+        ops->rope(&rq);
+        stree_rope_params rk = rq;
+        rk.x = k;
+        rk.n_heads = a->n_kv_heads;
+        rk.ldx = kv_dim;
+        ops->rope(&rk);
+    }
+    stree_attn_tree_params ap = {.q = q, .k_cache = seq->k_cache[li], .v_cache = seq->v_cache[li], .k_tree = k,
+                                 .v_tree = v, .out = o, .tree = *tv, .n_past = seq->n_committed,
+                                 .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads, .head_dim = hd,
+                                 .scale = a->scale, .scratch = ws->scores};
+    ops->attn_tree(&ap);
+    linear(ops, o, q_dim, w->o, w->maybe_o_bias, out, D, n, q_dim, D, l->attn_out_mult, accumulate);
+}
+
+/* out [n, D] = dense MLP and/or routed experts of u. */
+static void mlp_block(stree_seq *seq, int32_t layer, int32_t n, const float *u, float *out) {
+    const stree_model *m = seq->model;
+    const stree_ops *ops = m->ops;
+    const stree_mlp_desc *md = &m->desc.layers[layer].mlp;
+    const stree_mlp_weights *w = &m->weights.layers[layer].mlp;
+    int32_t D = m->desc.d_model;
+    stree_workspace *ws = &seq->ws;
+    int32_t accumulate = 0;
+    if (md->has_dense) {
+        float *gate = ws->big, *up = ws->big2, *act = ws->big3;
+        if (md->dense_act == STREE_ACT_SILU) linear(ops, u, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
+        linear(ops, u, D, w->up, NULL, up, md->d_ff, n, D, md->d_ff, 1.0f, 0);
+        stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = n, .d = md->d_ff, .ld = md->d_ff,
+                                   .act = md->dense_act, .gate_mult = md->gate_mult};
+        ops->ffn_act(&fp);
+        linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, md->down_mult, 0);
+        if (md->dense_sigmoid_gate) {
+            for (int32_t i = 0; i < n; i++) {
+                float s;
+                linear(ops, u + (int64_t)i * D, D, w->maybe_dense_gate, NULL, &s, 1, 1, D, 1, 1.0f, 0);
+                s = 1.0f / (1.0f + expf(-s));
+                for (int32_t j = 0; j < D; j++) out[(int64_t)i * D + j] *= s;
+            }
+        }
+        accumulate = 1;
+    }
+    if (md->has_moe) {
+        float *logits = ws->big;
+        linear(ops, u, D, w->router, NULL, logits, md->n_experts, n, D, md->n_experts, 1.0f, 0);
+        stree_route_params rp = {.logits = logits, .maybe_bias = w->maybe_router_bias, .experts = ws->route_e,
+                                 .weights = ws->route_w, .n = n, .n_experts = md->n_experts, .top_k = md->top_k,
+                                 .norm_topk = md->norm_topk, .kind = md->router, .scale = md->routed_scale};
+        ops->route(&rp);
+        if (!accumulate) memset(out, 0, (size_t)n * (size_t)D * sizeof(float));
+        float *gate = ws->big2, *up = ws->big2 + md->d_expert, *act = ws->big3;
+        for (int32_t i = 0; i < n; i++) {
+            const float *x = u + (int64_t)i * D;
+            for (int32_t k = 0; k < md->top_k; k++) {
+                int32_t e = ws->route_e[i * md->top_k + k];
+                float wt = ws->route_w[i * md->top_k + k];
+                if (md->expert_act == STREE_ACT_SILU)
+                    linear(ops, x, D, w->expert_gate[e], NULL, gate, md->d_expert, 1, D, md->d_expert, 1.0f, 0);
+                linear(ops, x, D, w->expert_up[e], NULL, up, md->d_expert, 1, D, md->d_expert, 1.0f, 0);
+                stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = 1, .d = md->d_expert,
+                                           .ld = md->d_expert, .act = md->expert_act, .gate_mult = 1.0f};
+                ops->ffn_act(&fp);
+                linear(ops, act, md->d_expert, w->expert_down[e], NULL, out + (int64_t)i * D, D, 1, md->d_expert, D,
+                       wt, 1);
+            }
+        }
+    }
+}
+
+
+stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, float *maybe_logits,
+                                const uint8_t *maybe_rows) {
+    const stree_model *m = seq->model;
+    const stree_model_desc *d = &m->desc;
+    const stree_ops *ops = m->ops;
+    int32_t n = tree->n, D = d->d_model;
+    if (n <= 0 || n > seq->max_nodes)
+        return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", seq->max_nodes, n);
+    int32_t max_depth = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t p = tree->parent[i];
+        if ((i == 0) != (p < 0) || p >= i)
+            return stree_fail(STREE_ERR_INVALID_ARG, "tree node %d has parent %d (need parent[0] = -1, parent[i] < i)",
+                              i, p);
+        if (tree->tokens[i] < 0 || tree->tokens[i] >= d->vocab_size)
+            return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at node %d is outside the vocabulary [0, %d)",
+                              tree->tokens[i], i, d->vocab_size);
+        seq->ws.parent[i] = p;
+        seq->ws.depth[i] = p < 0 ? 0 : seq->ws.depth[p] + 1;
+        if (seq->ws.depth[i] > max_depth) max_depth = seq->ws.depth[i];
+    }
+    if (seq->n_committed + max_depth + 1 > seq->params.n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full (%d committed, tree depth %d)",
+                          seq->params.n_ctx, seq->n_committed, max_depth + 1);
+    stree_tree_view tv = {.n = n, .parent = seq->ws.parent, .depth = seq->ws.depth};
+    stree_workspace *ws = &seq->ws;
+    for (int32_t i = 0; i < n; i++) {
+        const float *e = m->weights.embed + (int64_t)tree->tokens[i] * D;
+        for (int32_t j = 0; j < D; j++) ws->h[(int64_t)i * D + j] = e[j] * d->embedding_mult;
+    }
+    for (int32_t li = 0; li < d->n_layers; li++) {
+        const stree_layer_desc *l = &d->layers[li];
+        const stree_layer_weights *lw = &m->weights.layers[li];
+        if (l->has_mamba2 || l->has_attention) {
+            rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
+            if (l->has_mamba2) mamba2_block(seq, li, &tv, ws->xn, ws->acc, 0);
+            if (l->has_attention) attention_block(seq, li, &tv, ws->xn, ws->acc, l->has_mamba2);
+            add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
+        }
+        if (l->has_mlp) {
+            rmsnorm(ops, ws->h, lw->norm2, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
+            mlp_block(seq, li, n, ws->xn, ws->acc);
+            add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
+        }
+    }
+    seq->vc.n_nodes = n;
+    if (!maybe_logits) return STREE_OK;
+    for (int32_t i = 0; i < n; i++) {
+        if (maybe_rows && !maybe_rows[i]) continue;
+        rmsnorm(ops, ws->h + (int64_t)i * D, m->weights.final_norm, ws->tmp, 1, D, D, d->norm_eps, d->norm_kind);
+        linear(ops, ws->tmp, D, m->weights.lm_head, NULL, maybe_logits + (int64_t)i * d->vocab_size, d->vocab_size, 1,
+               D, d->vocab_size, d->logits_mult, 0);
+    }
+    return STREE_OK;
+}
+
+stree_status stree_commit_path(stree_seq *seq, const int32_t *path, int32_t len, int32_t last_token) {
+    const stree_model *m = seq->model;
+    const stree_model_desc *d = &m->desc;
+    const stree_ops *ops = m->ops;
+    if (seq->vc.n_nodes <= 0) return stree_fail(STREE_ERR_INVALID_ARG, "commit without a forward to commit");
+    if (len <= 0 || len > seq->vc.n_nodes || path[0] != 0)
+        return stree_fail(STREE_ERR_INVALID_ARG, "commit path of length %d must start at the root", len);
+    for (int32_t k = 1; k < len; k++)
+        if (path[k] <= 0 || path[k] >= seq->vc.n_nodes || seq->ws.parent[path[k]] != path[k - 1])
+            return stree_fail(STREE_ERR_INVALID_ARG, "commit path entry %d (node %d) is not a child of node %d", k,
+                              path[k], path[k - 1]);
+    if (seq->n_committed + len > seq->params.n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", seq->params.n_ctx);
+    for (int32_t li = 0; li < d->n_layers; li++) {
+        const stree_layer_desc *l = &d->layers[li];
+        if (l->has_attention) {
+            stree_kv_commit_params kp = {.k_cache = seq->k_cache[l->attn_index], .v_cache = seq->v_cache[l->attn_index],
+                                         .k_tree = seq->vc.k_tree[l->attn_index],
+                                         .v_tree = seq->vc.v_tree[l->attn_index], .path = path, .len = len,
+                                         .n_past = seq->n_committed, .row = l->attn.n_kv_heads * l->attn.head_dim};
+            ops->kv_commit(&kp);
+        }
+        if (l->has_mamba2) {
+            const stree_mamba2_desc *md = &l->mamba2;
+            int32_t mi = l->mamba_index;
+            stree_mamba2_commit_params sp = {.state = seq->ssm_state[mi], .xbc = seq->vc.xbc[mi], .dt = seq->vc.dt[mi],
+                                             .c = seq->vc.c[mi], .path = path, .len = len, .n_heads = md->n_heads,
+                                             .head_dim = md->head_dim, .n_groups = md->n_groups,
+                                             .d_state = md->d_state};
+            ops->mamba2_commit(&sp);
+            stree_conv_commit_params cp = {.window = seq->conv_state[mi], .x = seq->vc.xbc_pre[mi], .path = path,
+                                           .len = len, .channels = md->conv_dim, .k = md->d_conv};
+            ops->conv_commit(&cp);
+        }
+    }
+    seq->n_committed += len;
+    seq->last_token = last_token;
+    seq->vc.n_nodes = 0;
+    return STREE_OK;
+}

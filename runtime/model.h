@@ -1,0 +1,72 @@
+/* Internal model and sequence structs shared by the runtime files. */
+#ifndef STREE_RUNTIME_MODEL_H
+#define STREE_RUNTIME_MODEL_H
+
+#include "kernels/ops.h"
+#include "runtime/model_desc.h"
+#include "runtime/weights.h"
+#include "stree.h"
+
+struct stree_model {
+    stree_model_desc desc;
+    stree_weights weights;
+    const stree_ops *ops;
+    stree_model_params params;
+    char dir[512];
+};
+
+/* Small vectors cached per tree node during a forward; the commit reads them (DESIGN.md §2).
+ * Rows are node ids of the last forward. */
+typedef struct stree_verify_cache {
+    float **k_tree, **v_tree;   /* per attention layer: [max_nodes, n_kv * hd] */
+    float **xbc_pre;            /* per Mamba-2 layer: [max_nodes, conv_dim] pre-conv inputs */
+    float **xbc;                /* per Mamba-2 layer: [max_nodes, conv_dim] post-conv x | B | C */
+    float **dt;                 /* per Mamba-2 layer: [max_nodes, H] */
+    float **c;                  /* per Mamba-2 layer: [max_nodes, H] path-cumulative log-decay */
+    int32_t n_nodes;            /* nodes of the last forward; 0 = nothing to commit */
+} stree_verify_cache;
+
+/* Scratch for one forward: activations sized for max_nodes rows. */
+typedef struct stree_workspace {
+    float *h;       /* [max_nodes, D] residual stream */
+    float *xn;      /* [max_nodes, D] normed input */
+    float *acc;     /* [max_nodes, D] sub-block output */
+    float *tmp;     /* [max_nodes, D] */
+    float *big;     /* [max_nodes, max_width] projections */
+    float *big2;    /* [max_nodes, max_width] */
+    float *big3;    /* [max_nodes, max_width] */
+    float *scores;  /* [n_ctx + max_nodes] */
+    float *route_w; /* [max_nodes, max_top_k] */
+    int32_t *route_e;
+    int32_t *depth; /* [max_nodes] */
+    int32_t *parent;
+} stree_workspace;
+
+struct stree_seq {
+    stree_model *model;
+    stree_seq_params params;
+    int32_t max_nodes;
+    int32_t n_committed;
+    int32_t last_token;         /* last committed token, -1 when empty */
+    float **k_cache, **v_cache; /* per attention layer: [n_ctx, n_kv * hd] */
+    float **conv_state;         /* per Mamba-2 layer: [d_conv - 1, conv_dim] oldest first */
+    float **ssm_state;          /* per Mamba-2 layer: [H, P, N] */
+    stree_verify_cache vc;
+    stree_workspace ws;
+};
+
+/* A token tree for one forward (spec/ builds richer ones). */
+typedef struct stree_fwd_tree {
+    int32_t n;
+    const int32_t *tokens; /* [n] */
+    const int32_t *parent; /* [n], parent[0] = -1, parent[i] < i */
+} stree_fwd_tree;
+
+/* Forward over a token tree from the committed state, which is only read. Fills the verify cache.
+ * maybe_logits: [n, V] for the rows where maybe_rows[i] != 0 (all rows if maybe_rows is NULL). */
+stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, float *maybe_logits,
+                                const uint8_t *maybe_rows);
+/* Commit the root-to-node path `path` (p_0 = 0, len >= 1) of the last forward. */
+stree_status stree_commit_path(stree_seq *seq, const int32_t *path, int32_t len, int32_t last_token);
+
+#endif

@@ -1,0 +1,211 @@
+/* Sequences: committed state (KV caches, SSM states, conv windows), the verify cache and the
+ * workspace of one forward; append (prefill / decode as chains) and greedy generation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+#include "runtime/model.h"
+
+#define STREE_MAX_TREE_NODES 256
+
+stree_seq_params stree_seq_default_params(void) {
+    stree_seq_params p = {.n_ctx = 4096, .chunk_size = 64};
+    return p;
+}
+
+static int32_t max_i(int32_t a, int32_t b) { return a > b ? a : b; }
+
+static float **alloc_rows(int32_t count, size_t each, int *ok) {
+    if (count == 0) return NULL;
+    float **rows = calloc((size_t)count, sizeof *rows);
+    if (!rows) {
+        *ok = 0;
+        return NULL;
+    }
+    for (int32_t i = 0; i < count; i++)
+        if (!(rows[i] = calloc(each ? each : 1, sizeof(float)))) *ok = 0;
+    return rows;
+}
+
+static void free_rows(float **rows, int32_t count) {
+    if (!rows) return;
+    for (int32_t i = 0; i < count; i++) free(rows[i]);
+    free(rows);
+}
+
+/* The widest per-node activation any op writes to the workspace. */
+static int32_t max_width(const stree_model_desc *d) {
+    int32_t w = d->d_model;
+    for (int32_t i = 0; i < d->n_layers; i++) {
+        const stree_layer_desc *l = &d->layers[i];
+        if (l->has_mamba2) w = max_i(w, max_i(l->mamba2.in_proj_dim, l->mamba2.conv_dim));
+        if (l->has_attention) w = max_i(w, l->attn.n_heads * l->attn.head_dim);
+        if (l->has_mlp) w = max_i(w, max_i(l->mlp.d_ff, max_i(2 * l->mlp.d_expert, l->mlp.n_experts)));
+    }
+    return w;
+}
+
+stree_status stree_seq_create(stree_model *model, stree_seq_params params, stree_seq **out) {
+    if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_create: out is NULL");
+    *out = NULL;
+    if (!model) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_create: model is NULL");
+    if (params.n_ctx <= 0 || params.n_ctx > (1 << 24))
+        return stree_fail(STREE_ERR_INVALID_ARG, "n_ctx %d is out of range (1..%d)", params.n_ctx, 1 << 24);
+    if (params.chunk_size <= 0 || params.chunk_size > 4096)
+        return stree_fail(STREE_ERR_INVALID_ARG, "chunk_size %d is out of range (1..4096)", params.chunk_size);
+    const stree_model_desc *d = &model->desc;
+    stree_seq *s = calloc(1, sizeof *s);
+    if (!s) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
+    s->model = model;
+    s->params = params;
+    s->max_nodes = max_i(params.chunk_size, STREE_MAX_TREE_NODES);
+    s->last_token = -1;
+    int ok = 1;
+    size_t kv_row = 0, mamba_conv = 0, mamba_state = 0, mamba_heads = 0;
+    for (int32_t i = 0; i < d->n_layers; i++) { /* layers of one model share their sizes by kind */
+        const stree_layer_desc *l = &d->layers[i];
+        if (l->has_attention) kv_row = (size_t)max_i((int32_t)kv_row, l->attn.n_kv_heads * l->attn.head_dim);
+        if (l->has_mamba2) {
+            mamba_conv = (size_t)max_i((int32_t)mamba_conv, l->mamba2.conv_dim);
+            mamba_state = (size_t)max_i((int32_t)mamba_state, l->mamba2.n_heads * l->mamba2.head_dim * l->mamba2.d_state);
+            mamba_heads = (size_t)max_i((int32_t)mamba_heads, l->mamba2.n_heads);
+        }
+    }
+    size_t conv_rows = 0;
+    for (int32_t i = 0; i < d->n_layers; i++)
+        if (d->layers[i].has_mamba2) conv_rows = (size_t)max_i((int32_t)conv_rows, d->layers[i].mamba2.d_conv - 1);
+    size_t mn = (size_t)s->max_nodes;
+    s->k_cache = alloc_rows(d->n_attn_layers, (size_t)params.n_ctx * kv_row, &ok);
+    s->v_cache = alloc_rows(d->n_attn_layers, (size_t)params.n_ctx * kv_row, &ok);
+    s->conv_state = alloc_rows(d->n_mamba_layers, conv_rows * mamba_conv, &ok);
+    s->ssm_state = alloc_rows(d->n_mamba_layers, mamba_state, &ok);
+    s->vc.k_tree = alloc_rows(d->n_attn_layers, mn * kv_row, &ok);
+    s->vc.v_tree = alloc_rows(d->n_attn_layers, mn * kv_row, &ok);
+    s->vc.xbc_pre = alloc_rows(d->n_mamba_layers, mn * mamba_conv, &ok);
+    s->vc.xbc = alloc_rows(d->n_mamba_layers, mn * mamba_conv, &ok);
+    s->vc.dt = alloc_rows(d->n_mamba_layers, mn * mamba_heads, &ok);
+    s->vc.c = alloc_rows(d->n_mamba_layers, mn * mamba_heads, &ok);
+    size_t D = (size_t)d->d_model, W = (size_t)max_width(d);
+    stree_workspace *ws = &s->ws;
+    ws->h = calloc(mn * D, sizeof(float));
+    ws->xn = calloc(mn * D, sizeof(float));
+    ws->acc = calloc(mn * D, sizeof(float));
+    ws->tmp = calloc(mn * D, sizeof(float));
+    ws->big = calloc(mn * W, sizeof(float));
+    ws->big2 = calloc(mn * W, sizeof(float));
+    ws->big3 = calloc(mn * W, sizeof(float));
+    ws->scores = calloc((size_t)params.n_ctx + mn, sizeof(float));
+    ws->route_w = calloc(mn * W, sizeof(float));
+    ws->route_e = calloc(mn * W, sizeof(int32_t));
+    ws->depth = calloc(mn, sizeof(int32_t));
+    ws->parent = calloc(mn, sizeof(int32_t));
+    if (!ok || !ws->h || !ws->xn || !ws->acc || !ws->tmp || !ws->big || !ws->big2 || !ws->big3 || !ws->scores ||
+        !ws->route_w || !ws->route_e || !ws->depth || !ws->parent) {
+        stree_seq_free(s);
+        return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence of %d tokens", params.n_ctx);
+    }
+    *out = s;
+    return STREE_OK;
+}
+
+void stree_seq_free(stree_seq *s) {
+    if (!s) return;
+    const stree_model_desc *d = &s->model->desc;
+    free_rows(s->k_cache, d->n_attn_layers);
+    free_rows(s->v_cache, d->n_attn_layers);
+    free_rows(s->conv_state, d->n_mamba_layers);
+    free_rows(s->ssm_state, d->n_mamba_layers);
+    free_rows(s->vc.k_tree, d->n_attn_layers);
+    free_rows(s->vc.v_tree, d->n_attn_layers);
+    free_rows(s->vc.xbc_pre, d->n_mamba_layers);
+    free_rows(s->vc.xbc, d->n_mamba_layers);
+    free_rows(s->vc.dt, d->n_mamba_layers);
+    free_rows(s->vc.c, d->n_mamba_layers);
+    stree_workspace *ws = &s->ws;
+    free(ws->h), free(ws->xn), free(ws->acc), free(ws->tmp), free(ws->big), free(ws->big2), free(ws->big3);
+    free(ws->scores), free(ws->route_w), free(ws->route_e), free(ws->depth), free(ws->parent);
+    free(s);
+}
+
+void stree_seq_reset(stree_seq *s) {
+    if (!s) return;
+    const stree_model_desc *d = &s->model->desc;
+    for (int32_t i = 0; i < d->n_layers; i++) {
+        const stree_layer_desc *l = &d->layers[i];
+        if (!l->has_mamba2) continue;
+        const stree_mamba2_desc *m = &l->mamba2;
+        memset(s->conv_state[l->mamba_index], 0, (size_t)(m->d_conv - 1) * (size_t)m->conv_dim * sizeof(float));
+        memset(s->ssm_state[l->mamba_index], 0,
+               (size_t)m->n_heads * (size_t)m->head_dim * (size_t)m->d_state * sizeof(float));
+    }
+    s->n_committed = 0;
+    s->last_token = -1;
+    s->vc.n_nodes = 0;
+}
+
+int32_t stree_seq_n_committed(const stree_seq *s) { return s ? s->n_committed : 0; }
+
+stree_status stree_seq_append(stree_seq *s, const int32_t *tokens, int32_t n_tokens, float *maybe_logits) {
+    if (!s || (!tokens && n_tokens > 0) || n_tokens < 0)
+        return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_append: bad arguments");
+    const stree_model_desc *d = &s->model->desc;
+    /* Validate everything first so that no chunk is committed by a call that then fails. */
+    for (int32_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= d->vocab_size)
+            return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at position %d is outside the vocabulary [0, %d)",
+                              tokens[i], i, d->vocab_size);
+    if (s->n_committed + n_tokens > s->params.n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "appending %d tokens to %d would exceed the context of %d", n_tokens,
+                          s->n_committed, s->params.n_ctx);
+    int32_t chunk = s->params.chunk_size;
+    int32_t parent[4096], path[4096];
+    for (int32_t i = 0; i < chunk; i++) {
+        parent[i] = i - 1;
+        path[i] = i;
+    }
+    for (int32_t start = 0; start < n_tokens; start += chunk) {
+        int32_t n = n_tokens - start < chunk ? n_tokens - start : chunk;
+        stree_fwd_tree tree = {.n = n, .tokens = tokens + start, .parent = parent};
+        float *logits = maybe_logits ? maybe_logits + (int64_t)start * d->vocab_size : NULL;
+        STREE_TRY(stree_forward_tree(s, &tree, logits, NULL));
+        STREE_TRY(stree_commit_path(s, path, n, tokens[start + n - 1]));
+    }
+    return STREE_OK;
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+stree_status stree_generate_greedy(stree_seq *s, const int32_t *prompt, int32_t n_prompt, int32_t max_new,
+                                   int stop_at_eos, int32_t *out_tokens, int32_t *n_out, stree_token_fn maybe_on_token,
+                                   void *user) {
+    if (!s || n_prompt <= 0 || !prompt || max_new < 0 || (max_new > 0 && !out_tokens) || !n_out)
+        return stree_fail(STREE_ERR_INVALID_ARG, "stree_generate_greedy: bad arguments (need a prompt of >= 1 token)");
+    *n_out = 0;
+    int32_t V = s->model->desc.vocab_size, eos = s->model->desc.eos_token;
+    if (s->n_committed + n_prompt + max_new > s->params.n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "prompt %d + %d new tokens exceed the context of %d", n_prompt,
+                          max_new, s->params.n_ctx);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    if (!logits) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
+    /* prefill all but the last prompt token, then decode: each step feeds the newest token */
+    stree_status st = stree_seq_append(s, prompt, n_prompt - 1, NULL);
+    int32_t next = prompt[n_prompt - 1];
+    static const int32_t root_parent[1] = {-1}, root_path[1] = {0};
+    for (int32_t t = 0; st == STREE_OK && t < max_new; t++) {
+        stree_fwd_tree tree = {.n = 1, .tokens = &next, .parent = root_parent};
+        st = stree_forward_tree(s, &tree, logits, NULL);
+        if (st == STREE_OK) st = stree_commit_path(s, root_path, 1, next);
+        if (st != STREE_OK) break;
+        next = argmax(logits, V);
+        out_tokens[(*n_out)++] = next;
+        if (maybe_on_token && maybe_on_token(next, user)) break;
+        if (stop_at_eos && next == eos) break;
+    }
+    free(logits);
+    return st;
+}

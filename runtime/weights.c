@@ -1,0 +1,82 @@
+#include "runtime/weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/error.h"
+
+stree_status stree_weights_own(stree_weights *w, void *block) {
+    if (w->n_allocs == w->cap_allocs) {
+        int32_t cap = w->cap_allocs ? 2 * w->cap_allocs : 64;
+        void **grown = realloc(w->allocs, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            free(block);
+            return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory growing the weight table");
+        }
+        w->allocs = grown;
+        w->cap_allocs = cap;
+    }
+    w->allocs[w->n_allocs++] = block;
+    return STREE_OK;
+}
+
+void stree_weights_release(stree_weights *w) {
+    if (!w) return;
+    for (int32_t i = 0; i < w->n_allocs; i++) free(w->allocs[i]);
+    free(w->allocs);
+    free(w->layers);
+    memset(w, 0, sizeof *w);
+}
+
+static void shape_str(char *buf, size_t cap, int32_t ndim, const int64_t *shape) {
+    size_t len = 0;
+    len += (size_t)snprintf(buf + len, cap - len, "[");
+    for (int32_t i = 0; i < ndim && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+int stree_bind_has(const stree_wbinder *b, const char *name) { return stree_checkpoint_find(b->ckpt, name) != NULL; }
+
+static stree_status bind(stree_wbinder *b, const float **dst, const char *name, int32_t ndim, const int64_t *shape,
+                         int required) {
+    *dst = NULL;
+    const stree_st_tensor *t = stree_checkpoint_find(b->ckpt, name);
+    if (!t) {
+        if (!required) return STREE_OK;
+        return stree_fail(STREE_ERR_MISSING_TENSOR, "%s: missing tensor '%s'", stree_checkpoint_path(b->ckpt), name);
+    }
+    int same = t->ndim == ndim;
+    for (int32_t i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        char want[128], got[128];
+        shape_str(want, sizeof want, ndim, shape);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        return stree_fail(STREE_ERR_MISSING_TENSOR, "%s: tensor '%s' has shape %s, config.json implies %s (file %s)",
+                          stree_checkpoint_path(b->ckpt), name, got, want, t->file);
+    }
+    float *data = malloc((size_t)(t->n_elements ? t->n_elements : 1) * sizeof *data);
+    if (!data) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory loading tensor '%s'", name);
+    stree_status s = stree_st_tensor_to_f32(t, data);
+    if (s != STREE_OK) {
+        free(data);
+        return s;
+    }
+    STREE_TRY(stree_weights_own(b->w, data));
+    int32_t idx = (int32_t)(t - stree_checkpoint_tensor(b->ckpt, 0));
+    if (b->used && idx >= 0 && idx < stree_checkpoint_n_tensors(b->ckpt) && !b->used[idx]) {
+        b->used[idx] = 1;
+        b->n_used++;
+    }
+    *dst = data;
+    return STREE_OK;
+}
+
+stree_status stree_bind(stree_wbinder *b, const float **dst, const char *name, int32_t ndim, const int64_t *shape) {
+    return bind(b, dst, name, ndim, shape, 1);
+}
+
+stree_status stree_bind_opt(stree_wbinder *b, const float **dst, const char *name, int32_t ndim, const int64_t *shape) {
+    return bind(b, dst, name, ndim, shape, 0);
+}
