@@ -27,8 +27,12 @@ stree_status stree_cfg_number(const stree_cfg *cfg, const cJSON *v, const char *
         *out = v->valuedouble;
         return STREE_OK;
     }
-    /* Python's json writes Infinity for float('inf'); cJSON cannot parse it, so configs that carry
-     * it are pre-processed by the loader into the string "Infinity". */
+    /* transformers 5 writes non-finite floats as {"__float__": "Infinity"} */
+    if (cJSON_IsObject(v)) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, "__float__");
+        if (f && cJSON_IsString(f)) v = f;
+    }
+    /* Python's json writes bare Infinity; the loader quotes it into the string "Infinity". */
     if (cJSON_IsString(v) && (!strcmp(v->valuestring, "Infinity") || !strcmp(v->valuestring, "-Infinity"))) {
         *out = v->valuestring[0] == '-' ? -INFINITY : INFINITY;
         return STREE_OK;

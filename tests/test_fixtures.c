@@ -1,0 +1,176 @@
+/* Every HF golden fixture: the engine's logits match transformers (fp32, <= 1e-4 x max|golden|),
+ * greedy generation matches token for token — through the library and through the stree CLI —
+ * and the result does not depend on how the prompt is chunked (tree forward + closed-form commit). */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stree.h"
+#include "tests/helpers/golden.h"
+
+static const char *const fixtures[] = {
+    "mamba2", "bamba",  "granite_dense", "granite_moe", "nemotron_h",     "falcon_h1",
+    "falcon_h1_norm", "llama", "qwen3", "nemotron_h_hub", "granite_moe_hub",
+};
+#define N_FIXTURES (sizeof fixtures / sizeof fixtures[0])
+
+typedef struct fixture_param {
+    const char *name;
+} fixture_param;
+
+ParameterizedTestParameters(fixtures, logits) {
+    static fixture_param params[N_FIXTURES];
+    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
+    return cr_make_param_array(fixture_param, params, N_FIXTURES);
+}
+
+static stree_model *load(const char *name) {
+    stree_model *m = NULL;
+    stree_model_params mp = stree_model_default_params();
+    mp.backend = STREE_BACKEND_CPU;
+    stree_status s = stree_model_load(fixture_dir(name), mp, &m);
+    cr_assert_eq(s, STREE_OK, "%s: %s", name, stree_last_error());
+    return m;
+}
+
+static float *run_logits(stree_model *m, const golden *g, int32_t chunk) {
+    stree_seq_params sp = stree_seq_default_params();
+    sp.chunk_size = chunk;
+    stree_seq *seq = NULL;
+    cr_assert_eq(stree_seq_create(m, sp, &seq), STREE_OK, "%s", stree_last_error());
+    float *lg = malloc((size_t)g->n_input * (size_t)g->vocab * sizeof *lg);
+    cr_assert_not_null(lg);
+    cr_assert_eq(stree_seq_append(seq, g->input_ids, g->n_input, lg), STREE_OK, "%s", stree_last_error());
+    cr_assert_eq(stree_seq_n_committed(seq), g->n_input);
+    stree_seq_free(seq);
+    return lg;
+}
+
+static void max_err(const float *a, const float *b, size_t n, double *err, double *scale) {
+    *err = 0.0;
+    *scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > *err) *err = d;
+        if (fabs((double)b[i]) > *scale) *scale = fabs((double)b[i]);
+    }
+}
+
+ParameterizedTest(fixture_param *p, fixtures, logits) {
+    golden g;
+    cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0, "%s: no golden", p->name);
+    stree_model *m = load(p->name);
+    cr_assert_eq(stree_model_vocab_size(m), g.vocab);
+    float *lg = run_logits(m, &g, 64);
+    double err, scale;
+    max_err(lg, g.logits, (size_t)g.n_input * (size_t)g.vocab, &err, &scale);
+    cr_log_info("%s: max |err| %.3g, max |golden| %.3g", p->name, err, scale);
+    cr_expect_leq(err, 1e-4 * scale, "%s: max |err| %g > 1e-4 x %g", p->name, err, scale);
+    free(lg);
+    golden_free(&g);
+    stree_model_free(m);
+}
+
+ParameterizedTestParameters(fixtures, greedy) {
+    static fixture_param params[N_FIXTURES];
+    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
+    return cr_make_param_array(fixture_param, params, N_FIXTURES);
+}
+
+ParameterizedTest(fixture_param *p, fixtures, greedy) {
+    golden g;
+    cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
+    stree_model *m = load(p->name);
+    stree_seq *seq = NULL;
+    cr_assert_eq(stree_seq_create(m, stree_seq_default_params(), &seq), STREE_OK);
+    int32_t *out = calloc((size_t)g.n_greedy, sizeof *out), n_out = 0;
+    cr_assert_eq(stree_generate_greedy(seq, g.input_ids, g.n_input, g.n_greedy, 0, out, &n_out, NULL, NULL), STREE_OK,
+                 "%s", stree_last_error());
+    cr_assert_eq(n_out, g.n_greedy);
+    for (int32_t i = 0; i < n_out; i++)
+        cr_expect_eq(out[i], g.greedy_ids[i], "%s: token %d: got %d, golden %d", p->name, i, out[i], g.greedy_ids[i]);
+    free(out);
+    stree_seq_free(seq);
+    golden_free(&g);
+    stree_model_free(m);
+}
+
+ParameterizedTestParameters(fixtures, chunking) {
+    static fixture_param params[N_FIXTURES];
+    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
+    return cr_make_param_array(fixture_param, params, N_FIXTURES);
+}
+
+/* Prefill in one chunk == chunks of 5 == token by token: each chunk is a chain forward followed by
+ * the closed-form commit, so this checks the commit against the in-chunk scan. */
+ParameterizedTest(fixture_param *p, fixtures, chunking) {
+    golden g;
+    cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
+    stree_model *m = load(p->name);
+    float *whole = run_logits(m, &g, 64), *by5 = run_logits(m, &g, 5), *by1 = run_logits(m, &g, 1);
+    size_t n = (size_t)g.n_input * (size_t)g.vocab;
+    double e5, e1, scale;
+    max_err(by5, whole, n, &e5, &scale);
+    max_err(by1, whole, n, &e1, &scale);
+    cr_expect_leq(e5, 1e-5 * scale, "%s: chunk 5 vs whole: %g (scale %g)", p->name, e5, scale);
+    cr_expect_leq(e1, 1e-5 * scale, "%s: chunk 1 vs whole: %g (scale %g)", p->name, e1, scale);
+    free(whole), free(by5), free(by1);
+    golden_free(&g);
+    stree_model_free(m);
+}
+
+/* ---- the CLI: stree logits / stree generate ---- */
+static char *join_ids(const int32_t *ids, int32_t n) {
+    char *s = malloc((size_t)n * 12 + 1);
+    size_t len = 0;
+    s[0] = '\0';
+    for (int32_t i = 0; i < n; i++) len += (size_t)sprintf(s + len, "%s%d", i ? "," : "", ids[i]);
+    return s;
+}
+
+ParameterizedTestParameters(fixtures, cli) {
+    static fixture_param params[N_FIXTURES];
+    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
+    return cr_make_param_array(fixture_param, params, N_FIXTURES);
+}
+
+ParameterizedTest(fixture_param *p, fixtures, cli) {
+    golden g;
+    cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
+    const char *tmp = temp_dir();
+    cr_assert_not_null(tmp);
+    char *ids = join_ids(g.input_ids, g.n_input), cmd[8192], out_path[256];
+    snprintf(out_path, sizeof out_path, "%s/logits.f32", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' logits --model '%s' --tokens %s --out '%s' 2>/dev/null", STREE_CLI_PATH,
+             fixture_dir(p->name), ids, out_path);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    size_t n = (size_t)g.n_input * (size_t)g.vocab;
+    float *lg = malloc(n * sizeof *lg);
+    FILE *f = fopen(out_path, "rb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(lg, sizeof *lg, n, f), n);
+    cr_assert_eq(fgetc(f), EOF, "logits file longer than [n_tokens x vocab]");
+    fclose(f);
+    double err, scale;
+    max_err(lg, g.logits, n, &err, &scale);
+    cr_expect_leq(err, 1e-4 * scale, "%s: CLI logits max |err| %g", p->name, err);
+
+    snprintf(cmd, sizeof cmd, "'%s' generate --model '%s' --tokens %s --max-new %d --greedy --ids --no-eos 2>/dev/null",
+             STREE_CLI_PATH, fixture_dir(p->name), ids, g.n_greedy);
+    FILE *pipe = popen(cmd, "r");
+    cr_assert_not_null(pipe);
+    for (int32_t i = 0; i < g.n_greedy; i++) {
+        int tok = -1;
+        cr_assert_eq(fscanf(pipe, "%d", &tok), 1, "%s: CLI printed fewer than %d ids", p->name, g.n_greedy);
+        cr_expect_eq(tok, g.greedy_ids[i], "%s: CLI token %d: got %d, golden %d", p->name, i, tok, g.greedy_ids[i]);
+    }
+    cr_expect_eq(pclose(pipe), 0);
+    free(lg);
+    free(ids);
+    temp_dir_remove(tmp);
+    golden_free(&g);
+}
