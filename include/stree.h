@@ -74,34 +74,92 @@ const char *stree_model_architecture(const stree_model *model);
 /* Token ids from config.json / generation_config.json; -1 when absent. */
 int32_t stree_model_eos_token(const stree_model *model);
 
+/* ---------------------------------------------------------------- engines */
+/* An engine pairs a target model with a drafter and a tree policy. It borrows the models it is
+ * given (they must outlive it) and owns the ones it loads from a config file. */
+typedef struct stree_engine stree_engine;
+
+typedef enum stree_drafter_kind {
+    STREE_DRAFTER_NONE = 0, /* plain autoregressive decoding */
+    STREE_DRAFTER_MODEL,    /* a draft model (same vocabulary) grows the tree with the tree forward */
+    STREE_DRAFTER_NGRAM,    /* prompt lookup: continuations of earlier occurrences of the suffix */
+    STREE_DRAFTER_SELF      /* the target drafts for itself (checks the machinery: all accepted) */
+} stree_drafter_kind;
+
+typedef enum stree_tree_kind {
+    STREE_TREE_CHAIN = 0,   /* chain_length drafted tokens */
+    STREE_TREE_BRANCHING,   /* branching[d] children per node at depth d */
+    STREE_TREE_DYNAMIC,     /* EAGLE-2: top_k frontier x top_k children, depth levels, keep budget nodes */
+    STREE_TREE_FILE         /* read from tree_file (JSON, see docs/TREES.md) */
+} stree_tree_kind;
+
+#define STREE_MAX_BRANCHING_DEPTH 16
+
+typedef struct stree_engine_params {
+    stree_drafter_kind drafter;   /* default NONE */
+    stree_model *draft_model;     /* DRAFTER_MODEL: borrowed; its vocabulary must equal the target's */
+    int32_t ngram_max;            /* NGRAM: longest suffix matched (default 3; shorter ones are tried too) */
+    stree_tree_kind tree;         /* default CHAIN */
+    int32_t chain_length;         /* default 4 */
+    int32_t branching[STREE_MAX_BRANCHING_DEPTH]; /* BRANCHING, 0-terminated */
+    int32_t top_k, depth, budget; /* DYNAMIC (defaults 4, 5, 32; budget counts the root) */
+    const char *tree_file;        /* FILE: path of a tree JSON file (copied at creation) */
+    int32_t n_ctx;                /* context length in tokens per sequence (default 4096) */
+    int32_t chunk_size;           /* prefill chunk in tokens (default 64) */
+} stree_engine_params;
+
+stree_engine_params stree_engine_default_params(void);
+/* On failure *out is NULL. Checks the tree policy and the draft model's vocabulary. */
+stree_status stree_engine_create(stree_model *target, stree_engine_params params, stree_engine **out);
+/* Creates an engine from a JSON config file: {"target": DIR, "draft": DIR | null, "drafter":
+ * "none"|"model"|"ngram"|"self", "ngram_max": 3, "tree": {...}, "n_ctx": 4096, "chunk_size": 64}.
+ * Relative model paths are relative to the config file. The engine owns the models it loads. */
+stree_status stree_engine_create_from_config(const char *path, stree_model_params model_params, stree_engine **out);
+void stree_engine_free(stree_engine *engine);
+stree_model *stree_engine_target(const stree_engine *engine);
+
 /* ---------------------------------------------------------------- sequences */
-/* One stream of tokens: its committed KV cache, SSM and conv states. */
+/* One stream of tokens: the target's (and draft's) committed KV caches, SSM and conv states, the
+ * committed token history, and statistics. */
 typedef struct stree_seq stree_seq;
 
-typedef struct stree_seq_params {
-    int32_t n_ctx;       /* context length in tokens (default 4096) */
-    int32_t chunk_size;  /* prefill chunk in tokens (default 64) */
-} stree_seq_params;
-
-stree_seq_params stree_seq_default_params(void);
-stree_status stree_seq_create(stree_model *model, stree_seq_params params, stree_seq **out);
+stree_status stree_seq_create(stree_engine *engine, stree_seq **out);
 void stree_seq_free(stree_seq *seq);
-/* Forget every committed token. */
+/* Forget every committed token and the statistics. */
 void stree_seq_reset(stree_seq *seq);
+/* Tokens the target has committed (the pending token, if any, is not counted). */
 int32_t stree_seq_n_committed(const stree_seq *seq);
 
-/* Append tokens to the sequence (one forward pass per chunk) and commit them.
- * maybe_logits: NULL, or [n_tokens, vocab] float32 receiving the logits after each token.
+/* Commit tokens through the target (one forward pass per chunk; the draft model follows).
+ * maybe_logits: NULL, or [n_tokens, vocab] float32 receiving the target's logits after each token.
  * On failure the committed state is unchanged. */
 stree_status stree_seq_append(stree_seq *seq, const int32_t *tokens, int32_t n_tokens, float *maybe_logits);
 
-/* Greedy autoregressive decoding: appends the prompt, then generates up to max_new tokens
- * (stops early at eos when stop_at_eos). out_tokens: [max_new]; *n_out receives the count.
- * maybe_on_token (may be NULL) is called for each generated token; returning nonzero stops. */
+/* Set the prompt: commits all but its last token; the last becomes the pending root of the next step. */
+stree_status stree_seq_prefill(stree_seq *seq, const int32_t *prompt, int32_t n_prompt);
+
+/* One draft -> verify -> commit step (greedy): writes the >= 1 emitted tokens into out [cap]
+ * (cap >= the tree depth + 1; STREE_MAX_STEP_TOKENS always suffices). On failure the committed state
+ * is unchanged. */
+#define STREE_MAX_STEP_TOKENS 257
+stree_status stree_seq_step(stree_seq *seq, int32_t *out, int32_t cap, int32_t *n_out);
+
+/* Prefill + steps until max_new tokens (or eos when stop_at_eos). out_tokens: [max_new].
+ * maybe_on_token (may be NULL) sees each token; returning nonzero stops. */
 typedef int (*stree_token_fn)(int32_t token, void *user);
-stree_status stree_generate_greedy(stree_seq *seq, const int32_t *prompt, int32_t n_prompt, int32_t max_new,
-                                   int stop_at_eos, int32_t *out_tokens, int32_t *n_out,
-                                   stree_token_fn maybe_on_token, void *user);
+stree_status stree_seq_generate(stree_seq *seq, const int32_t *prompt, int32_t n_prompt, int32_t max_new,
+                                int stop_at_eos, int32_t *out_tokens, int32_t *n_out, stree_token_fn maybe_on_token,
+                                void *user);
+
+typedef struct stree_stats {
+    int64_t n_steps;        /* draft -> verify -> commit steps */
+    int64_t n_emitted;      /* tokens emitted by steps (accepted drafts + bonus tokens) */
+    int64_t n_drafted;      /* drafted nodes verified (tree nodes minus roots) */
+    int64_t n_accepted;     /* drafted nodes accepted */
+    double t_draft, t_verify, t_commit; /* seconds */
+} stree_stats;
+
+stree_status stree_seq_stats(const stree_seq *seq, stree_stats *out);
 
 #ifdef __cplusplus
 }

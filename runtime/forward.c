@@ -32,16 +32,16 @@ static void rmsnorm(const stree_ops *ops, const float *x, const float *w, float 
 }
 
 /* out [n, D] = mamba2(u [n, D]) * out_mult; fills the layer's verify-cache rows. */
-static void mamba2_block(stree_seq *seq, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
+static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
                          int32_t accumulate) {
-    const stree_model *m = seq->model;
+    const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
     const stree_mamba2_desc *md = &l->mamba2;
     const stree_mamba2_weights *w = &m->weights.layers[layer].mamba2;
     int32_t n = tv->n, D = m->desc.d_model, I = md->d_inner, Cd = md->conv_dim, H = md->n_heads;
     int32_t GN = md->n_groups * md->d_state, li = l->mamba_index;
-    stree_workspace *ws = &seq->ws;
+    stree_workspace *ws = &st->ws;
     float *proj = ws->big; /* [n, in_proj_dim]: z | x | B | C | dt */
     u = scaled_input(ws, u, (int64_t)n * D, md->in_mult);
     linear(ops, u, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
@@ -52,10 +52,10 @@ static void mamba2_block(stree_seq *seq, int32_t layer, const stree_tree_view *t
         for (int32_t i = 0; i < n; i++)
             for (int32_t j = start; j < seg_end[s]; j++) proj[(int64_t)i * md->in_proj_dim + j] *= md->seg_mult[s];
     }
-    float *xbc_pre = seq->vc.xbc_pre[li], *xbc = seq->vc.xbc[li], *dt = seq->vc.dt[li], *c = seq->vc.c[li];
+    float *xbc_pre = st->vc.xbc_pre[li], *xbc = st->vc.xbc[li], *dt = st->vc.dt[li], *c = st->vc.c[li];
     for (int32_t i = 0; i < n; i++)
         memcpy(xbc_pre + (int64_t)i * Cd, proj + (int64_t)i * md->in_proj_dim + I, (size_t)Cd * sizeof(float));
-    stree_conv_tree_params cp = {.x = xbc_pre, .window = seq->conv_state[li], .w = w->conv_w,
+    stree_conv_tree_params cp = {.x = xbc_pre, .window = st->conv_state[li], .w = w->conv_w,
                                  .maybe_bias = w->maybe_conv_b, .out = xbc, .tree = *tv, .channels = Cd,
                                  .k = md->d_conv, .ldx = Cd};
     ops->conv_tree(&cp);
@@ -64,7 +64,7 @@ static void mamba2_block(stree_seq *seq, int32_t layer, const stree_tree_view *t
     ops->mamba2_dt(&dp);
     float *y = ws->big2; /* [n, I] */
     stree_mamba2_scan_params sp = {.xbc = xbc, .dt = dt, .A_log = w->A_log, .D = w->D,
-                                   .state = seq->ssm_state[li], .c = c, .y = y, .tree = *tv, .n_heads = H,
+                                   .state = st->ssm_state[li], .c = c, .y = y, .tree = *tv, .n_heads = H,
                                    .head_dim = md->head_dim, .n_groups = md->n_groups, .d_state = md->d_state};
     ops->mamba2_scan_tree(&sp);
     float *g = ws->big3; /* [n, I] */
@@ -77,18 +77,18 @@ static void mamba2_block(stree_seq *seq, int32_t layer, const stree_tree_view *t
 }
 
 /* out [n, D] (+)= attention(u * in_mult) * out_mult over prefix + tree ancestors. */
-static void attention_block(stree_seq *seq, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
+static void attention_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
                             int32_t accumulate) {
-    const stree_model *m = seq->model;
+    const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
     const stree_attn_desc *a = &l->attn;
     const stree_attn_weights *w = &m->weights.layers[layer].attn;
     int32_t n = tv->n, D = m->desc.d_model, hd = a->head_dim, li = l->attn_index;
     int32_t q_dim = a->n_heads * hd, kv_dim = a->n_kv_heads * hd;
-    stree_workspace *ws = &seq->ws;
+    stree_workspace *ws = &st->ws;
     float *q = ws->big, *o = ws->big2;
-    float *k = seq->vc.k_tree[li], *v = seq->vc.v_tree[li];
+    float *k = st->vc.k_tree[li], *v = st->vc.v_tree[li];
     u = scaled_input(ws, u, (int64_t)n * D, l->attn_in_mult);
     linear(ops, u, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
     linear(ops, u, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
@@ -101,7 +101,7 @@ static void attention_block(stree_seq *seq, int32_t layer, const stree_tree_view
     }
     if (a->rope_dims > 0) {
         stree_rope_params rq = {.x = q, .n = n, .n_heads = a->n_heads, .head_dim = hd, .rope_dims = a->rope_dims,
-                                .ldx = q_dim, .n_past = seq->n_committed, .depth = tv->depth, .theta = a->rope_theta};
+                                .ldx = q_dim, .n_past = st->n_committed, .depth = tv->depth, .theta = a->rope_theta};
         ops->rope(&rq);
         stree_rope_params rk = rq;
         rk.x = k;
@@ -109,8 +109,8 @@ static void attention_block(stree_seq *seq, int32_t layer, const stree_tree_view
         rk.ldx = kv_dim;
         ops->rope(&rk);
     }
-    stree_attn_tree_params ap = {.q = q, .k_cache = seq->k_cache[li], .v_cache = seq->v_cache[li], .k_tree = k,
-                                 .v_tree = v, .out = o, .tree = *tv, .n_past = seq->n_committed,
+    stree_attn_tree_params ap = {.q = q, .k_cache = st->k_cache[li], .v_cache = st->v_cache[li], .k_tree = k,
+                                 .v_tree = v, .out = o, .tree = *tv, .n_past = st->n_committed,
                                  .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads, .head_dim = hd,
                                  .scale = a->scale, .scratch = ws->scores};
     ops->attn_tree(&ap);
@@ -118,13 +118,13 @@ static void attention_block(stree_seq *seq, int32_t layer, const stree_tree_view
 }
 
 /* out [n, D] = dense MLP and/or routed experts of u. */
-static void mlp_block(stree_seq *seq, int32_t layer, int32_t n, const float *u, float *out) {
-    const stree_model *m = seq->model;
+static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u, float *out) {
+    const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_mlp_desc *md = &m->desc.layers[layer].mlp;
     const stree_mlp_weights *w = &m->weights.layers[layer].mlp;
     int32_t D = m->desc.d_model;
-    stree_workspace *ws = &seq->ws;
+    stree_workspace *ws = &st->ws;
     int32_t accumulate = 0;
     if (md->has_dense) {
         float *gate = ws->big, *up = ws->big2, *act = ws->big3;
@@ -172,14 +172,14 @@ static void mlp_block(stree_seq *seq, int32_t layer, int32_t n, const float *u, 
 }
 
 
-stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, float *maybe_logits,
+stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, float *maybe_logits,
                                 const uint8_t *maybe_rows) {
-    const stree_model *m = seq->model;
+    const stree_model *m = st->model;
     const stree_model_desc *d = &m->desc;
     const stree_ops *ops = m->ops;
     int32_t n = tree->n, D = d->d_model;
-    if (n <= 0 || n > seq->max_nodes)
-        return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", seq->max_nodes, n);
+    if (n <= 0 || n > st->max_nodes)
+        return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", st->max_nodes, n);
     int32_t max_depth = 0;
     for (int32_t i = 0; i < n; i++) {
         int32_t p = tree->parent[i];
@@ -189,15 +189,15 @@ stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, floa
         if (tree->tokens[i] < 0 || tree->tokens[i] >= d->vocab_size)
             return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at node %d is outside the vocabulary [0, %d)",
                               tree->tokens[i], i, d->vocab_size);
-        seq->ws.parent[i] = p;
-        seq->ws.depth[i] = p < 0 ? 0 : seq->ws.depth[p] + 1;
-        if (seq->ws.depth[i] > max_depth) max_depth = seq->ws.depth[i];
+        st->ws.parent[i] = p;
+        st->ws.depth[i] = p < 0 ? 0 : st->ws.depth[p] + 1;
+        if (st->ws.depth[i] > max_depth) max_depth = st->ws.depth[i];
     }
-    if (seq->n_committed + max_depth + 1 > seq->params.n_ctx)
+    if (st->n_committed + max_depth + 1 > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full (%d committed, tree depth %d)",
-                          seq->params.n_ctx, seq->n_committed, max_depth + 1);
-    stree_tree_view tv = {.n = n, .parent = seq->ws.parent, .depth = seq->ws.depth};
-    stree_workspace *ws = &seq->ws;
+                          st->n_ctx, st->n_committed, max_depth + 1);
+    stree_tree_view tv = {.n = n, .parent = st->ws.parent, .depth = st->ws.depth};
+    stree_workspace *ws = &st->ws;
     for (int32_t i = 0; i < n; i++) {
         const float *e = m->weights.embed + (int64_t)tree->tokens[i] * D;
         for (int32_t j = 0; j < D; j++) ws->h[(int64_t)i * D + j] = e[j] * d->embedding_mult;
@@ -207,17 +207,17 @@ stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, floa
         const stree_layer_weights *lw = &m->weights.layers[li];
         if (l->has_mamba2 || l->has_attention) {
             rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            if (l->has_mamba2) mamba2_block(seq, li, &tv, ws->xn, ws->acc, 0);
-            if (l->has_attention) attention_block(seq, li, &tv, ws->xn, ws->acc, l->has_mamba2);
+            if (l->has_mamba2) mamba2_block(st, li, &tv, ws->xn, ws->acc, 0);
+            if (l->has_attention) attention_block(st, li, &tv, ws->xn, ws->acc, l->has_mamba2);
             add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
         }
         if (l->has_mlp) {
             rmsnorm(ops, ws->h, lw->norm2, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            mlp_block(seq, li, n, ws->xn, ws->acc);
+            mlp_block(st, li, n, ws->xn, ws->acc);
             add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
         }
     }
-    seq->vc.n_nodes = n;
+    st->vc.n_nodes = n;
     if (!maybe_logits) return STREE_OK;
     for (int32_t i = 0; i < n; i++) {
         if (maybe_rows && !maybe_rows[i]) continue;
@@ -228,43 +228,43 @@ stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, floa
     return STREE_OK;
 }
 
-stree_status stree_commit_path(stree_seq *seq, const int32_t *path, int32_t len, int32_t last_token) {
-    const stree_model *m = seq->model;
+stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len, int32_t last_token) {
+    const stree_model *m = st->model;
     const stree_model_desc *d = &m->desc;
     const stree_ops *ops = m->ops;
-    if (seq->vc.n_nodes <= 0) return stree_fail(STREE_ERR_INVALID_ARG, "commit without a forward to commit");
-    if (len <= 0 || len > seq->vc.n_nodes || path[0] != 0)
+    if (st->vc.n_nodes <= 0) return stree_fail(STREE_ERR_INVALID_ARG, "commit without a forward to commit");
+    if (len <= 0 || len > st->vc.n_nodes || path[0] != 0)
         return stree_fail(STREE_ERR_INVALID_ARG, "commit path of length %d must start at the root", len);
     for (int32_t k = 1; k < len; k++)
-        if (path[k] <= 0 || path[k] >= seq->vc.n_nodes || seq->ws.parent[path[k]] != path[k - 1])
+        if (path[k] <= 0 || path[k] >= st->vc.n_nodes || st->ws.parent[path[k]] != path[k - 1])
             return stree_fail(STREE_ERR_INVALID_ARG, "commit path entry %d (node %d) is not a child of node %d", k,
                               path[k], path[k - 1]);
-    if (seq->n_committed + len > seq->params.n_ctx)
-        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", seq->params.n_ctx);
+    if (st->n_committed + len > st->n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", st->n_ctx);
     for (int32_t li = 0; li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
         if (l->has_attention) {
-            stree_kv_commit_params kp = {.k_cache = seq->k_cache[l->attn_index], .v_cache = seq->v_cache[l->attn_index],
-                                         .k_tree = seq->vc.k_tree[l->attn_index],
-                                         .v_tree = seq->vc.v_tree[l->attn_index], .path = path, .len = len,
-                                         .n_past = seq->n_committed, .row = l->attn.n_kv_heads * l->attn.head_dim};
+            stree_kv_commit_params kp = {.k_cache = st->k_cache[l->attn_index], .v_cache = st->v_cache[l->attn_index],
+                                         .k_tree = st->vc.k_tree[l->attn_index],
+                                         .v_tree = st->vc.v_tree[l->attn_index], .path = path, .len = len,
+                                         .n_past = st->n_committed, .row = l->attn.n_kv_heads * l->attn.head_dim};
             ops->kv_commit(&kp);
         }
         if (l->has_mamba2) {
             const stree_mamba2_desc *md = &l->mamba2;
             int32_t mi = l->mamba_index;
-            stree_mamba2_commit_params sp = {.state = seq->ssm_state[mi], .xbc = seq->vc.xbc[mi], .dt = seq->vc.dt[mi],
-                                             .c = seq->vc.c[mi], .path = path, .len = len, .n_heads = md->n_heads,
+            stree_mamba2_commit_params sp = {.state = st->ssm_state[mi], .xbc = st->vc.xbc[mi], .dt = st->vc.dt[mi],
+                                             .c = st->vc.c[mi], .path = path, .len = len, .n_heads = md->n_heads,
                                              .head_dim = md->head_dim, .n_groups = md->n_groups,
                                              .d_state = md->d_state};
             ops->mamba2_commit(&sp);
-            stree_conv_commit_params cp = {.window = seq->conv_state[mi], .x = seq->vc.xbc_pre[mi], .path = path,
+            stree_conv_commit_params cp = {.window = st->conv_state[mi], .x = st->vc.xbc_pre[mi], .path = path,
                                            .len = len, .channels = md->conv_dim, .k = md->d_conv};
             ops->conv_commit(&cp);
         }
     }
-    seq->n_committed += len;
-    seq->last_token = last_token;
-    seq->vc.n_nodes = 0;
+    st->n_committed += len;
+    st->last_token = last_token;
+    st->vc.n_nodes = 0;
     return STREE_OK;
 }

@@ -17,6 +17,8 @@ struct stree_model {
 
 /* Small vectors cached per tree node during a forward; the commit reads them (DESIGN.md §2).
  * Rows are node ids of the last forward. */
+typedef struct stree_state stree_state;
+
 typedef struct stree_verify_cache {
     float **k_tree, **v_tree;   /* per attention layer: [max_nodes, n_kv * hd] */
     float **xbc_pre;            /* per Mamba-2 layer: [max_nodes, conv_dim] pre-conv inputs */
@@ -42,9 +44,10 @@ typedef struct stree_workspace {
     int32_t *parent;
 } stree_workspace;
 
-struct stree_seq {
+/* One model's committed state for one stream (the target's, or the draft model's). */
+struct stree_state {
     stree_model *model;
-    stree_seq_params params;
+    int32_t n_ctx, chunk_size;
     int32_t max_nodes;
     int32_t n_committed;
     int32_t last_token;         /* last committed token, -1 when empty */
@@ -64,9 +67,15 @@ typedef struct stree_fwd_tree {
 
 /* Forward over a token tree from the committed state, which is only read. Fills the verify cache.
  * maybe_logits: [n, V] for the rows where maybe_rows[i] != 0 (all rows if maybe_rows is NULL). */
-stree_status stree_forward_tree(stree_seq *seq, const stree_fwd_tree *tree, float *maybe_logits,
+stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, float *maybe_logits,
                                 const uint8_t *maybe_rows);
+stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk_size, stree_state **out);
+void stree_state_free(stree_state *st);
+void stree_state_reset(stree_state *st);
+/* Chain forward + commit of tokens in chunks; maybe_logits [n, V]. Validates before any commit. */
+stree_status stree_state_append(stree_state *st, const int32_t *tokens, int32_t n_tokens, float *maybe_logits);
+
 /* Commit the root-to-node path `path` (p_0 = 0, len >= 1) of the last forward. */
-stree_status stree_commit_path(stree_seq *seq, const int32_t *path, int32_t len, int32_t last_token);
+stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len, int32_t last_token);
 
 #endif

@@ -103,12 +103,15 @@ Test(config, valid_checkpoint_loads_and_runs) {
     cr_assert_eq(try_load(dir, &m), STREE_OK, "%s", stree_last_error());
     cr_expect_eq(stree_model_vocab_size(m), 8);
     cr_expect_str_eq(stree_model_architecture(m), "LlamaForCausalLM");
+    stree_engine *e = NULL;
+    cr_assert_eq(stree_engine_create(m, stree_engine_default_params(), &e), STREE_OK);
     stree_seq *seq = NULL;
-    cr_assert_eq(stree_seq_create(m, stree_seq_default_params(), &seq), STREE_OK);
+    cr_assert_eq(stree_seq_create(e, &seq), STREE_OK);
     int32_t toks[3] = {1, 2, 3};
     float logits[3 * 8];
     cr_expect_eq(stree_seq_append(seq, toks, 3, logits), STREE_OK);
     stree_seq_free(seq);
+    stree_engine_free(e);
     stree_model_free(m);
     temp_dir_remove(dir);
 }
@@ -194,14 +197,17 @@ Test(seq, failed_append_leaves_state) {
     write_checkpoint(dir, NULL, NULL);
     stree_model *m = NULL;
     cr_assert_eq(try_load(dir, &m), STREE_OK);
+    stree_engine *e = NULL;
+    cr_assert_eq(stree_engine_create(m, stree_engine_default_params(), &e), STREE_OK);
     stree_seq *seq = NULL;
-    cr_assert_eq(stree_seq_create(m, stree_seq_default_params(), &seq), STREE_OK);
+    cr_assert_eq(stree_seq_create(e, &seq), STREE_OK);
     int32_t good[2] = {1, 2}, bad[3] = {3, 99, 4};
     cr_assert_eq(stree_seq_append(seq, good, 2, NULL), STREE_OK);
     cr_expect_eq(stree_seq_append(seq, bad, 3, NULL), STREE_ERR_INVALID_ARG);
     cr_expect(strstr(stree_last_error(), "99") != NULL, "%s", stree_last_error());
     cr_expect_eq(stree_seq_n_committed(seq), 2);
     stree_seq_free(seq);
+    stree_engine_free(e);
     stree_model_free(m);
     temp_dir_remove(dir);
 }

@@ -37,16 +37,24 @@ static stree_model *load(const char *name) {
     return m;
 }
 
-static float *run_logits(stree_model *m, const golden *g, int32_t chunk) {
-    stree_seq_params sp = stree_seq_default_params();
-    sp.chunk_size = chunk;
+static stree_seq *ar_seq(stree_model *m, int32_t chunk, stree_engine **e) {
+    stree_engine_params ep = stree_engine_default_params();
+    ep.chunk_size = chunk;
+    cr_assert_eq(stree_engine_create(m, ep, e), STREE_OK, "%s", stree_last_error());
     stree_seq *seq = NULL;
-    cr_assert_eq(stree_seq_create(m, sp, &seq), STREE_OK, "%s", stree_last_error());
+    cr_assert_eq(stree_seq_create(*e, &seq), STREE_OK, "%s", stree_last_error());
+    return seq;
+}
+
+static float *run_logits(stree_model *m, const golden *g, int32_t chunk) {
+    stree_engine *e;
+    stree_seq *seq = ar_seq(m, chunk, &e);
     float *lg = malloc((size_t)g->n_input * (size_t)g->vocab * sizeof *lg);
     cr_assert_not_null(lg);
     cr_assert_eq(stree_seq_append(seq, g->input_ids, g->n_input, lg), STREE_OK, "%s", stree_last_error());
     cr_assert_eq(stree_seq_n_committed(seq), g->n_input);
     stree_seq_free(seq);
+    stree_engine_free(e);
     return lg;
 }
 
@@ -85,16 +93,17 @@ ParameterizedTest(fixture_param *p, fixtures, greedy) {
     golden g;
     cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
     stree_model *m = load(p->name);
-    stree_seq *seq = NULL;
-    cr_assert_eq(stree_seq_create(m, stree_seq_default_params(), &seq), STREE_OK);
+    stree_engine *e;
+    stree_seq *seq = ar_seq(m, 64, &e);
     int32_t *out = calloc((size_t)g.n_greedy, sizeof *out), n_out = 0;
-    cr_assert_eq(stree_generate_greedy(seq, g.input_ids, g.n_input, g.n_greedy, 0, out, &n_out, NULL, NULL), STREE_OK,
+    cr_assert_eq(stree_seq_generate(seq, g.input_ids, g.n_input, g.n_greedy, 0, out, &n_out, NULL, NULL), STREE_OK,
                  "%s", stree_last_error());
     cr_assert_eq(n_out, g.n_greedy);
     for (int32_t i = 0; i < n_out; i++)
         cr_expect_eq(out[i], g.greedy_ids[i], "%s: token %d: got %d, golden %d", p->name, i, out[i], g.greedy_ids[i]);
     free(out);
     stree_seq_free(seq);
+    stree_engine_free(e);
     golden_free(&g);
     stree_model_free(m);
 }

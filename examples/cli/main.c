@@ -27,15 +27,25 @@ static void usage_logits(FILE *f) {
 static void usage_generate(FILE *f) {
     fprintf(f,
             "usage: stree generate --model DIR --tokens 1,2,3 [--max-new N] [--greedy] [--ids]\n"
-            "                      [--no-eos] [--n-ctx N] [--backend cpu]\n\n"
-            "Greedy autoregressive generation. Prints the generated ids space-separated on\n"
-            "stdout (--ids; the default until a tokenizer is loaded); stats go to stderr.\n"
-            "  --max-new N   tokens to generate (default 32)\n"
-            "  --no-eos      do not stop at the model's eos token\n");
+            "                      [--draft DIR | --ngram N | --self-draft] [--tree FILE.json |\n"
+            "                      --chain K | --dynamic TOPK,DEPTH,BUDGET] [--no-eos] [--n-ctx N]\n"
+            "                      [--backend cpu]\n\n"
+            "Greedy generation, tree-speculative when a drafter is given (output identical to\n"
+            "autoregressive decoding). Prints the generated ids space-separated on stdout (--ids);\n"
+            "stats (tokens/s, mean accepted length, tokens per step) go to stderr.\n"
+            "  --max-new N        tokens to generate (default 32)\n"
+            "  --draft DIR        draft model (same vocabulary as the target)\n"
+            "  --ngram N          prompt-lookup drafter matching suffixes of up to N tokens\n"
+            "  --self-draft       the target drafts for itself (machinery check: all accepted)\n"
+            "  --tree FILE.json   tree shape (see docs/TREES.md); default: a chain of 4\n"
+            "  --chain K          chain of K drafted tokens\n"
+            "  --dynamic K,D,B    EAGLE-2 dynamic tree: top-k K, depth D, budget B nodes\n"
+            "  --no-eos           do not stop at the model's eos token\n");
 }
 
 typedef struct cli_args {
-    const char *model, *tokens, *out;
+    const char *model, *tokens, *out, *draft, *tree_file;
+    int32_t ngram, self_draft, chain, dyn[3];
     int32_t max_new, n_ctx, ids, stop_at_eos;
     stree_backend backend;
 } cli_args;
@@ -96,6 +106,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         if (!strcmp(f, "--greedy")) continue;
         if (!strcmp(f, "--ids")) { a->ids = 1; continue; }
         if (!strcmp(f, "--no-eos")) { a->stop_at_eos = 0; continue; }
+        if (!strcmp(f, "--self-draft")) { a->self_draft = 1; continue; }
         if (!v) {
             fprintf(stderr, "stree: unknown option or missing value: %s\n", f);
             return -1;
@@ -104,6 +115,16 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         if (!strcmp(f, "--model")) a->model = v;
         else if (!strcmp(f, "--tokens")) a->tokens = v;
         else if (!strcmp(f, "--out")) a->out = v;
+        else if (!strcmp(f, "--draft")) a->draft = v;
+        else if (!strcmp(f, "--tree")) a->tree_file = v;
+        else if (!strcmp(f, "--ngram")) { if (parse_int(f, v, 1, &a->ngram)) return -1; }
+        else if (!strcmp(f, "--chain")) { if (parse_int(f, v, 1, &a->chain)) return -1; }
+        else if (!strcmp(f, "--dynamic")) {
+            if (sscanf(v, "%d,%d,%d", &a->dyn[0], &a->dyn[1], &a->dyn[2]) != 3) {
+                fprintf(stderr, "stree: --dynamic needs TOPK,DEPTH,BUDGET (e.g. 4,5,32)\n");
+                return -1;
+            }
+        }
         else if (!strcmp(f, "--max-new")) { if (parse_int(f, v, 0, &a->max_new)) return -1; }
         else if (!strcmp(f, "--n-ctx")) { if (parse_int(f, v, 1, &a->n_ctx)) return -1; }
         else if (!strcmp(f, "--backend")) {
@@ -133,15 +154,57 @@ static int fail(const char *what, stree_status s) {
     return 1;
 }
 
-static int load(const cli_args *a, stree_model **m, stree_seq **seq, int32_t n_tokens) {
+typedef struct loaded {
+    stree_model *target, *draft;
+    stree_engine *engine;
+    stree_seq *seq;
+} loaded;
+
+static void unload(loaded *l) {
+    stree_seq_free(l->seq);
+    stree_engine_free(l->engine);
+    stree_model_free(l->draft);
+    stree_model_free(l->target);
+}
+
+static int load(const cli_args *a, loaded *l, int32_t n_tokens) {
     stree_model_params mp = stree_model_default_params();
     mp.backend = a->backend;
-    stree_status s = stree_model_load(a->model, mp, m);
+    stree_status s = stree_model_load(a->model, mp, &l->target);
     if (s != STREE_OK) return fail("loading the model", s);
-    stree_seq_params sp = stree_seq_default_params();
-    int32_t need = n_tokens + a->max_new;
-    sp.n_ctx = a->n_ctx > 0 ? a->n_ctx : (need > sp.n_ctx ? need : sp.n_ctx);
-    s = stree_seq_create(*m, sp, seq);
+    stree_engine_params ep = stree_engine_default_params();
+    int32_t need = n_tokens + a->max_new + 300; /* a step may commit up to a whole tree path */
+    ep.n_ctx = a->n_ctx > 0 ? a->n_ctx : (need > ep.n_ctx ? need : ep.n_ctx);
+    int n_drafters = (a->draft != NULL) + (a->ngram > 0) + (a->self_draft != 0);
+    if (n_drafters > 1) {
+        fprintf(stderr, "stree: give at most one of --draft, --ngram, --self-draft\n");
+        return 2;
+    }
+    if (a->draft) {
+        s = stree_model_load(a->draft, mp, &l->draft);
+        if (s != STREE_OK) return fail("loading the draft model", s);
+        ep.drafter = STREE_DRAFTER_MODEL;
+        ep.draft_model = l->draft;
+    } else if (a->ngram > 0) {
+        ep.drafter = STREE_DRAFTER_NGRAM;
+        ep.ngram_max = a->ngram;
+    } else if (a->self_draft) {
+        ep.drafter = STREE_DRAFTER_SELF;
+    }
+    if (a->tree_file) {
+        ep.tree = STREE_TREE_FILE;
+        ep.tree_file = a->tree_file;
+    } else if (a->dyn[0] > 0) {
+        ep.tree = STREE_TREE_DYNAMIC;
+        ep.top_k = a->dyn[0];
+        ep.depth = a->dyn[1];
+        ep.budget = a->dyn[2];
+    } else if (a->chain > 0) {
+        ep.chain_length = a->chain;
+    }
+    s = stree_engine_create(l->target, ep, &l->engine);
+    if (s != STREE_OK) return fail("creating the engine", s);
+    s = stree_seq_create(l->engine, &l->seq);
     if (s != STREE_OK) return fail("creating a sequence", s);
     return 0;
 }
@@ -153,14 +216,13 @@ static int cmd_logits(const cli_args *a) {
     }
     int32_t *ids, n;
     if (parse_tokens(a->tokens, &ids, &n)) return 2;
-    stree_model *m = NULL;
-    stree_seq *seq = NULL;
-    int rc = load(a, &m, &seq, n);
+    loaded l = {0};
+    int rc = load(a, &l, n);
     float *logits = NULL;
     if (!rc) {
-        int32_t V = stree_model_vocab_size(m);
+        int32_t V = stree_model_vocab_size(l.target);
         logits = malloc((size_t)n * (size_t)V * sizeof *logits);
-        stree_status s = logits ? stree_seq_append(seq, ids, n, logits) : STREE_ERR_OUT_OF_MEMORY;
+        stree_status s = logits ? stree_seq_append(l.seq, ids, n, logits) : STREE_ERR_OUT_OF_MEMORY;
         if (s != STREE_OK) rc = fail("the forward pass", s);
         if (!rc) {
             FILE *f = fopen(a->out, "wb");
@@ -177,8 +239,7 @@ static int cmd_logits(const cli_args *a) {
     }
     free(logits);
     free(ids);
-    stree_seq_free(seq);
-    stree_model_free(m);
+    unload(&l);
     return rc;
 }
 
@@ -189,26 +250,33 @@ static int cmd_generate(const cli_args *a) {
     }
     int32_t *ids, n;
     if (parse_tokens(a->tokens, &ids, &n)) return 2;
-    stree_model *m = NULL;
-    stree_seq *seq = NULL;
-    int rc = load(a, &m, &seq, n);
+    loaded l = {0};
+    int rc = load(a, &l, n);
     int32_t *out = NULL, n_out = 0;
     if (!rc) {
         out = malloc(((size_t)a->max_new + 1) * sizeof *out);
         double t0 = now_s();
-        stree_status s = out ? stree_generate_greedy(seq, ids, n, a->max_new, a->stop_at_eos, out, &n_out, NULL, NULL)
+        stree_status s = out ? stree_seq_generate(l.seq, ids, n, a->max_new, a->stop_at_eos, out, &n_out, NULL, NULL)
                              : STREE_ERR_OUT_OF_MEMORY;
         double dt = now_s() - t0;
         if (s != STREE_OK) rc = fail("generation", s);
         for (int32_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
         printf("\n");
-        fprintf(stderr, "stree: %s: prompt %d tokens, generated %d tokens in %.3f s (%.1f tokens/s), mode ar\n",
-                stree_model_architecture(m), n, n_out, dt, dt > 0 ? n_out / dt : 0.0);
+        stree_stats st;
+        stree_seq_stats(l.seq, &st);
+        double per_step = st.n_steps ? (double)st.n_emitted / (double)st.n_steps : 0.0;
+        double accepted = st.n_steps ? (double)st.n_accepted / (double)st.n_steps : 0.0;
+        fprintf(stderr,
+                "stree: %s: prompt %d tokens, generated %d tokens in %.3f s (%.1f tokens/s); %lld steps, "
+                "%.2f tokens per step, mean accepted length %.2f (drafted %lld, accepted %lld); "
+                "time draft %.3f s, verify %.3f s, commit %.3f s\n",
+                stree_model_architecture(l.target), n, n_out, dt, dt > 0 ? n_out / dt : 0.0, (long long)st.n_steps,
+                per_step, accepted, (long long)st.n_drafted, (long long)st.n_accepted, st.t_draft, st.t_verify,
+                st.t_commit);
     }
     free(out);
     free(ids);
-    stree_seq_free(seq);
-    stree_model_free(m);
+    unload(&l);
     return rc;
 }
 

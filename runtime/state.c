@@ -1,5 +1,5 @@
-/* Sequences: committed state (KV caches, SSM states, conv windows), the verify cache and the
- * workspace of one forward; append (prefill / decode as chains) and greedy generation. */
+/* One model's committed state (KV caches, SSM states, conv windows), its verify cache and the
+ * workspace of one forward; append = prefill/decode as chains, each chunk committed whole. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,11 +7,6 @@
 #include "runtime/model.h"
 
 #define STREE_MAX_TREE_NODES 256
-
-stree_seq_params stree_seq_default_params(void) {
-    stree_seq_params p = {.n_ctx = 4096, .chunk_size = 64};
-    return p;
-}
 
 static int32_t max_i(int32_t a, int32_t b) { return a > b ? a : b; }
 
@@ -45,20 +40,19 @@ static int32_t max_width(const stree_model_desc *d) {
     return w;
 }
 
-stree_status stree_seq_create(stree_model *model, stree_seq_params params, stree_seq **out) {
-    if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_create: out is NULL");
+stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk_size, stree_state **out) {
     *out = NULL;
-    if (!model) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_create: model is NULL");
-    if (params.n_ctx <= 0 || params.n_ctx > (1 << 24))
-        return stree_fail(STREE_ERR_INVALID_ARG, "n_ctx %d is out of range (1..%d)", params.n_ctx, 1 << 24);
-    if (params.chunk_size <= 0 || params.chunk_size > 4096)
-        return stree_fail(STREE_ERR_INVALID_ARG, "chunk_size %d is out of range (1..4096)", params.chunk_size);
+    if (n_ctx <= 0 || n_ctx > (1 << 24))
+        return stree_fail(STREE_ERR_INVALID_ARG, "n_ctx %d is out of range (1..%d)", n_ctx, 1 << 24);
+    if (chunk_size <= 0 || chunk_size > 4096)
+        return stree_fail(STREE_ERR_INVALID_ARG, "chunk_size %d is out of range (1..4096)", chunk_size);
     const stree_model_desc *d = &model->desc;
-    stree_seq *s = calloc(1, sizeof *s);
+    stree_state *s = calloc(1, sizeof *s);
     if (!s) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
     s->model = model;
-    s->params = params;
-    s->max_nodes = max_i(params.chunk_size, STREE_MAX_TREE_NODES);
+    s->n_ctx = n_ctx;
+    s->chunk_size = chunk_size;
+    s->max_nodes = max_i(chunk_size, STREE_MAX_TREE_NODES);
     s->last_token = -1;
     int ok = 1;
     size_t kv_row = 0, mamba_conv = 0, mamba_state = 0, mamba_heads = 0;
@@ -75,8 +69,8 @@ stree_status stree_seq_create(stree_model *model, stree_seq_params params, stree
     for (int32_t i = 0; i < d->n_layers; i++)
         if (d->layers[i].has_mamba2) conv_rows = (size_t)max_i((int32_t)conv_rows, d->layers[i].mamba2.d_conv - 1);
     size_t mn = (size_t)s->max_nodes;
-    s->k_cache = alloc_rows(d->n_attn_layers, (size_t)params.n_ctx * kv_row, &ok);
-    s->v_cache = alloc_rows(d->n_attn_layers, (size_t)params.n_ctx * kv_row, &ok);
+    s->k_cache = alloc_rows(d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
+    s->v_cache = alloc_rows(d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
     s->conv_state = alloc_rows(d->n_mamba_layers, conv_rows * mamba_conv, &ok);
     s->ssm_state = alloc_rows(d->n_mamba_layers, mamba_state, &ok);
     s->vc.k_tree = alloc_rows(d->n_attn_layers, mn * kv_row, &ok);
@@ -94,21 +88,21 @@ stree_status stree_seq_create(stree_model *model, stree_seq_params params, stree
     ws->big = calloc(mn * W, sizeof(float));
     ws->big2 = calloc(mn * W, sizeof(float));
     ws->big3 = calloc(mn * W, sizeof(float));
-    ws->scores = calloc((size_t)params.n_ctx + mn, sizeof(float));
+    ws->scores = calloc((size_t)n_ctx + mn, sizeof(float));
     ws->route_w = calloc(mn * W, sizeof(float));
     ws->route_e = calloc(mn * W, sizeof(int32_t));
     ws->depth = calloc(mn, sizeof(int32_t));
     ws->parent = calloc(mn, sizeof(int32_t));
     if (!ok || !ws->h || !ws->xn || !ws->acc || !ws->tmp || !ws->big || !ws->big2 || !ws->big3 || !ws->scores ||
         !ws->route_w || !ws->route_e || !ws->depth || !ws->parent) {
-        stree_seq_free(s);
-        return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence of %d tokens", params.n_ctx);
+        stree_state_free(s);
+        return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence of %d tokens", n_ctx);
     }
     *out = s;
     return STREE_OK;
 }
 
-void stree_seq_free(stree_seq *s) {
+void stree_state_free(stree_state *s) {
     if (!s) return;
     const stree_model_desc *d = &s->model->desc;
     free_rows(s->k_cache, d->n_attn_layers);
@@ -127,7 +121,7 @@ void stree_seq_free(stree_seq *s) {
     free(s);
 }
 
-void stree_seq_reset(stree_seq *s) {
+void stree_state_reset(stree_state *s) {
     if (!s) return;
     const stree_model_desc *d = &s->model->desc;
     for (int32_t i = 0; i < d->n_layers; i++) {
@@ -143,21 +137,19 @@ void stree_seq_reset(stree_seq *s) {
     s->vc.n_nodes = 0;
 }
 
-int32_t stree_seq_n_committed(const stree_seq *s) { return s ? s->n_committed : 0; }
-
-stree_status stree_seq_append(stree_seq *s, const int32_t *tokens, int32_t n_tokens, float *maybe_logits) {
-    if (!s || (!tokens && n_tokens > 0) || n_tokens < 0)
-        return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_append: bad arguments");
+stree_status stree_state_append(stree_state *s, const int32_t *tokens, int32_t n_tokens, float *maybe_logits) {
+    if ((!tokens && n_tokens > 0) || n_tokens < 0)
+        return stree_fail(STREE_ERR_INVALID_ARG, "append: bad arguments");
     const stree_model_desc *d = &s->model->desc;
     /* Validate everything first so that no chunk is committed by a call that then fails. */
     for (int32_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || tokens[i] >= d->vocab_size)
             return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at position %d is outside the vocabulary [0, %d)",
                               tokens[i], i, d->vocab_size);
-    if (s->n_committed + n_tokens > s->params.n_ctx)
+    if (s->n_committed + n_tokens > s->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "appending %d tokens to %d would exceed the context of %d", n_tokens,
-                          s->n_committed, s->params.n_ctx);
-    int32_t chunk = s->params.chunk_size;
+                          s->n_committed, s->n_ctx);
+    int32_t chunk = s->chunk_size;
     int32_t parent[4096], path[4096];
     for (int32_t i = 0; i < chunk; i++) {
         parent[i] = i - 1;
@@ -171,41 +163,4 @@ stree_status stree_seq_append(stree_seq *s, const int32_t *tokens, int32_t n_tok
         STREE_TRY(stree_commit_path(s, path, n, tokens[start + n - 1]));
     }
     return STREE_OK;
-}
-
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-stree_status stree_generate_greedy(stree_seq *s, const int32_t *prompt, int32_t n_prompt, int32_t max_new,
-                                   int stop_at_eos, int32_t *out_tokens, int32_t *n_out, stree_token_fn maybe_on_token,
-                                   void *user) {
-    if (!s || n_prompt <= 0 || !prompt || max_new < 0 || (max_new > 0 && !out_tokens) || !n_out)
-        return stree_fail(STREE_ERR_INVALID_ARG, "stree_generate_greedy: bad arguments (need a prompt of >= 1 token)");
-    *n_out = 0;
-    int32_t V = s->model->desc.vocab_size, eos = s->model->desc.eos_token;
-    if (s->n_committed + n_prompt + max_new > s->params.n_ctx)
-        return stree_fail(STREE_ERR_CONTEXT_FULL, "prompt %d + %d new tokens exceed the context of %d", n_prompt,
-                          max_new, s->params.n_ctx);
-    float *logits = malloc((size_t)V * sizeof *logits);
-    if (!logits) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
-    /* prefill all but the last prompt token, then decode: each step feeds the newest token */
-    stree_status st = stree_seq_append(s, prompt, n_prompt - 1, NULL);
-    int32_t next = prompt[n_prompt - 1];
-    static const int32_t root_parent[1] = {-1}, root_path[1] = {0};
-    for (int32_t t = 0; st == STREE_OK && t < max_new; t++) {
-        stree_fwd_tree tree = {.n = 1, .tokens = &next, .parent = root_parent};
-        st = stree_forward_tree(s, &tree, logits, NULL);
-        if (st == STREE_OK) st = stree_commit_path(s, root_path, 1, next);
-        if (st != STREE_OK) break;
-        next = argmax(logits, V);
-        out_tokens[(*n_out)++] = next;
-        if (maybe_on_token && maybe_on_token(next, user)) break;
-        if (stop_at_eos && next == eos) break;
-    }
-    free(logits);
-    return st;
 }

@@ -1,0 +1,29 @@
+/* Drafters behind one interface: each proposes a token tree rooted at the pending token and follows
+ * the target's commits. One drafter instance per sequence (a draft model keeps its own state). */
+#ifndef STREE_DRAFT_DRAFTER_H
+#define STREE_DRAFT_DRAFTER_H
+
+#include "runtime/engine.h"
+#include "spec/tree.h"
+
+struct stree_drafter {
+    /* Builds the tree for this step into *tree (already holding the root). history [n] ends with
+     * the root token: the committed tokens, then the pending one. */
+    stree_status (*build)(stree_drafter *d, const int32_t *history, int32_t n, stree_tree *tree);
+    /* The target committed tokens [n] (the old root and the accepted nodes). */
+    stree_status (*commit)(stree_drafter *d, const int32_t *tokens, int32_t n);
+    /* Checks that committing n more tokens cannot fail (capacity). */
+    stree_status (*can_commit)(stree_drafter *d, int32_t n);
+    void (*reset)(stree_drafter *d);
+    void (*destroy)(stree_drafter *d);
+};
+
+/* For DRAFTER_MODEL and DRAFTER_SELF. */
+stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **out);
+/* For DRAFTER_NGRAM. */
+stree_status stree_ngram_drafter_create(const stree_engine *e, stree_drafter **out);
+
+/* The k best indices of x [n] in descending order (ties: lower index first). */
+void stree_top_k(const float *x, int32_t n, int32_t k, int32_t *idx);
+
+#endif

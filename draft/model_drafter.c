@@ -1,0 +1,150 @@
+/* The draft-model drafter: grows the tree level by level with the same tree forward the target uses,
+ * from the draft model's own committed state (kept in step with the target's). Static shapes take
+ * the rank-r best token for a child of rank r; dynamic shapes follow EAGLE-2 (top-k frontier by
+ * cumulative log-prob, top-k children each, prune to the budget). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "draft/drafter.h"
+#include "runtime/error.h"
+#include "verify/accept.h"
+
+typedef struct model_drafter {
+    stree_drafter base;
+    const stree_engine *engine;
+    stree_state *st;
+    float *logits;  /* [max_nodes, V] */
+    uint8_t rows[STREE_TREE_MAX_NODES];
+    stree_tree grow; /* dynamic: the full grown tree before pruning */
+} model_drafter;
+
+void stree_top_k(const float *x, int32_t n, int32_t k, int32_t *idx) {
+    if (k > n) k = n;
+    for (int32_t j = 0; j < k; j++) idx[j] = -1;
+    for (int32_t i = 0; i < n; i++) {
+        /* insert i into the sorted list if it beats the last kept entry */
+        int32_t pos = k;
+        while (pos > 0 && (idx[pos - 1] < 0 || x[i] > x[idx[pos - 1]])) pos--;
+        if (pos >= k) continue;
+        memmove(idx + pos + 1, idx + pos, (size_t)(k - pos - 1) * sizeof *idx);
+        idx[pos] = i;
+    }
+}
+
+static stree_status forward(model_drafter *d, const stree_tree *t) {
+    stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
+    return stree_forward_tree(d->st, &ft, d->logits, d->rows);
+}
+
+static float log_sum_exp(const float *x, int32_t n) {
+    float mx = x[stree_argmax(x, n)];
+    double s = 0.0;
+    for (int32_t i = 0; i < n; i++) s += exp((double)(x[i] - mx));
+    return mx + (float)log(s);
+}
+
+static stree_status build_static(model_drafter *d, stree_tree *t) {
+    const stree_static_shape *sh = &d->engine->policy.shape;
+    int32_t V = d->st->model->desc.vocab_size;
+    for (int32_t level = 0; level < sh->max_depth; level++) {
+        /* logits of the shape's nodes at this depth that have children */
+        memset(d->rows, 0, sizeof d->rows);
+        int32_t any = 0;
+        for (int32_t i = 1; i < sh->n; i++)
+            if (sh->depth[i] == level + 1) any = d->rows[sh->parent[i]] = 1;
+        if (!any) break;
+        STREE_TRY(forward(d, t));
+        for (int32_t i = 1; i < sh->n; i++) {
+            if (sh->depth[i] != level + 1) continue;
+            int32_t idx[STREE_TREE_MAX_NODES];
+            int32_t p = sh->parent[i];
+            stree_top_k(d->logits + (int64_t)p * V, V, sh->rank[i] + 1, idx);
+            int32_t node;
+            STREE_TRY(stree_tree_add(t, p, idx[sh->rank[i]], sh->rank[i], 0.0f, &node, NULL));
+            if (node != i) return stree_fail(STREE_ERR_INTERNAL, "static shape node %d landed at %d", i, node);
+        }
+    }
+    return STREE_OK;
+}
+
+static stree_status build_dynamic(model_drafter *d, stree_tree *t) {
+    const stree_tree_policy *pol = &d->engine->policy;
+    int32_t V = d->st->model->desc.vocab_size, k = pol->top_k;
+    stree_tree *g = &d->grow;
+    *g = *t;
+    int32_t frontier[16], n_frontier = 1, idx[16];
+    frontier[0] = 0;
+    for (int32_t level = 0; level < pol->depth && n_frontier > 0; level++) {
+        if (g->n + n_frontier * k > STREE_TREE_MAX_NODES) break;
+        memset(d->rows, 0, sizeof d->rows);
+        for (int32_t f = 0; f < n_frontier; f++) d->rows[frontier[f]] = 1;
+        STREE_TRY(forward(d, g));
+        int32_t level_start = g->n;
+        for (int32_t f = 0; f < n_frontier; f++) {
+            int32_t p = frontier[f];
+            const float *lg = d->logits + (int64_t)p * V;
+            float lse = log_sum_exp(lg, V);
+            stree_top_k(lg, V, k, idx);
+            for (int32_t r = 0; r < k && r < V; r++)
+                STREE_TRY(stree_tree_add(g, p, idx[r], r, g->score[p] + (lg[idx[r]] - lse), NULL, NULL));
+        }
+        /* next frontier: the k best new nodes by cumulative log-prob */
+        float sc[STREE_TREE_MAX_NODES];
+        int32_t n_new = g->n - level_start;
+        for (int32_t j = 0; j < n_new; j++) sc[j] = g->score[level_start + j];
+        stree_top_k(sc, n_new, k, idx);
+        n_frontier = n_new < k ? n_new : k;
+        for (int32_t f = 0; f < n_frontier; f++) frontier[f] = level_start + idx[f];
+    }
+    return stree_tree_prune(g, pol->budget, t);
+}
+
+static stree_status build(stree_drafter *base, const int32_t *history, int32_t n, stree_tree *t) {
+    (void)history, (void)n;
+    model_drafter *d = (model_drafter *)base;
+    stree_status s = d->engine->policy.kind == STREE_SHAPE_DYNAMIC ? build_dynamic(d, t) : build_static(d, t);
+    d->st->vc.n_nodes = 0; /* nothing of the drafting forward is ever committed */
+    return s;
+}
+
+static stree_status can_commit(stree_drafter *base, int32_t n) {
+    model_drafter *d = (model_drafter *)base;
+    if (d->st->n_committed + n > d->st->n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "draft model context of %d tokens is full", d->st->n_ctx);
+    return STREE_OK;
+}
+
+static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n) {
+    model_drafter *d = (model_drafter *)base;
+    return stree_state_append(d->st, tokens, n, NULL);
+}
+
+static void reset(stree_drafter *base) { stree_state_reset(((model_drafter *)base)->st); }
+
+static void destroy(stree_drafter *base) {
+    model_drafter *d = (model_drafter *)base;
+    if (!d) return;
+    stree_state_free(d->st);
+    free(d->logits);
+    free(d);
+}
+
+stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **out) {
+    *out = NULL;
+    model_drafter *d = calloc(1, sizeof *d);
+    if (!d) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
+    d->base = (stree_drafter){build, commit, can_commit, reset, destroy};
+    d->engine = e;
+    stree_status s = stree_state_create(e->draft, e->params.n_ctx, e->params.chunk_size, &d->st);
+    if (s == STREE_OK) {
+        d->logits = malloc((size_t)STREE_TREE_MAX_NODES * (size_t)e->draft->desc.vocab_size * sizeof(float));
+        if (!d->logits) s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft logits");
+    }
+    if (s != STREE_OK) {
+        destroy(&d->base);
+        return s;
+    }
+    *out = &d->base;
+    return STREE_OK;
+}
