@@ -33,7 +33,9 @@ void stree_tree_init(stree_tree *t, int32_t root_token);
  * range or the tree already holds STREE_TREE_MAX_NODES nodes. `added` may be NULL. */
 stree_status stree_tree_add(stree_tree *t, int32_t parent, int32_t token, int32_t rank, float score,
                             int32_t *out_index, int *added);
-/* Inserts the path root -> tokens[0..len-1] (merging shared prefixes); *out_last = its last node. */
+/* Inserts the path root -> tokens[0..len-1] (merging shared prefixes); *out_last = its last node.
+ * Each new node gets `score` and rank = the number of children its parent already had; existing nodes
+ * are left unchanged. If the tree fills up midway the nodes added so far stay. */
 stree_status stree_tree_insert_path(stree_tree *t, const int32_t *tokens, int32_t len, float score, int32_t *out_last);
 /* -1 when `node` has no child carrying `token`. */
 int32_t stree_tree_find_child(const stree_tree *t, int32_t node, int32_t token);
@@ -41,11 +43,16 @@ int32_t stree_tree_find_child(const stree_tree *t, int32_t node, int32_t token);
 int stree_tree_is_ancestor_or_self(const stree_tree *t, int32_t a, int32_t i);
 /* Writes root..node into path (capacity STREE_TREE_MAX_NODES); returns the length (depth + 1). */
 int32_t stree_tree_path(const stree_tree *t, int32_t node, int32_t *path);
-/* Checks every invariant (topological parents, depths, bitsets, hashes); message names the node. */
+/* Checks every invariant (topological parents, depths, bitsets, hashes, no duplicate siblings, slot
+ * table); STREE_ERR_INVALID_ARG with a message naming the node. */
 stree_status stree_tree_validate(const stree_tree *t);
 /* Keeps the `budget` best nodes by score (ties: lower index first; the root always), which is a
  * connected subtree when scores never increase from parent to child; re-indexed in topological
- * order into *out. */
+ * order into *out.
+ * Selection is best-first from the root: repeatedly keep the best not-yet-kept node whose parent is kept,
+ * so the result is always connected; when scores never increase along a path this is exactly the root plus
+ * the (budget - 1) best other nodes. Depths, bitsets, hashes and slots are recomputed; rank and score are
+ * copied. `out` may be `t`. STREE_ERR_INVALID_ARG when budget < 1. */
 stree_status stree_tree_prune(const stree_tree *t, int32_t budget, stree_tree *out);
 
 /* ---- shapes ---- */
@@ -68,6 +75,10 @@ typedef struct stree_tree_policy {
     int32_t top_k, depth, budget; /* DYNAMIC (budget = max nodes incl. root) */
 } stree_tree_policy;
 
+/* Shape constructors: STREE_ERR_INVALID_ARG (message naming the argument) on bad input; *out is only
+ * written on success. A static policy also gets depth = shape.max_depth, budget = shape.n, top_k = 0;
+ * a dynamic one has shape.n = 0 and shape.max_depth = depth. Limits: top_k 1..16, depth 1..32,
+ * budget 2..STREE_TREE_MAX_NODES. */
 /* Chain of k drafted tokens (k + 1 nodes). */
 stree_status stree_shape_chain(int32_t k, stree_tree_policy *out);
 /* Full tree with branching[d] children per node at depth d (d < n_depths), within the node limit. */
@@ -82,9 +93,12 @@ stree_status stree_shape_dynamic(int32_t top_k, int32_t depth, int32_t budget, s
  *   {"type": "static", "paths": [[0],[1],[0,0]]}      (optional "budget": max nodes, checked)
  *   {"type": "static", "branching": [3, 2, 1]}
  *   {"type": "dynamic", "top_k": 4, "depth": 6, "budget": 32}
- * `where` names the source for messages (e.g. "tree.json: tree"); errors name the bad field. */
+ * `where` names the source for messages (e.g. "tree.json: tree"; NULL = "tree"); errors name the bad
+ * field ("tree.json: tree.paths[3]: prefix [0, 2] is not in the list"). Unknown and repeated keys and
+ * non-integer numbers are errors. All errors are STREE_ERR_CONFIG; *out is only written on success. */
 stree_status stree_tree_policy_from_json(const cJSON *obj, const char *where, stree_tree_policy *out);
-/* Reads a JSON file whose top level is a tree object or has a "tree" member holding one. */
+/* Reads a JSON file whose top level is a tree object or has a "tree" member holding one. Unreadable
+ * file: STREE_ERR_IO; malformed JSON: STREE_ERR_FORMAT; bad contents: STREE_ERR_CONFIG. */
 stree_status stree_tree_policy_load(const char *path, stree_tree_policy *out);
 
 #endif
