@@ -10,23 +10,10 @@
 #include <string.h>
 
 #include "stree.h"
+#include "tests/helpers/fixture_list.h"
 #include "tests/helpers/golden.h"
 
-static const char *const fixtures[] = {
-    "mamba2", "bamba",  "granite_dense", "granite_moe", "nemotron_h",     "falcon_h1",
-    "falcon_h1_norm", "llama", "qwen3", "nemotron_h_hub", "granite_moe_hub",
-};
-#define N_FIXTURES (sizeof fixtures / sizeof fixtures[0])
-
-typedef struct fixture_param {
-    const char *name;
-} fixture_param;
-
-ParameterizedTestParameters(fixtures, logits) {
-    static fixture_param params[N_FIXTURES];
-    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
-    return cr_make_param_array(fixture_param, params, N_FIXTURES);
-}
+STREE_FIXTURE_PARAMS(fixtures, logits)
 
 static stree_model *load(const char *name) {
     stree_model *m = NULL;
@@ -83,11 +70,7 @@ ParameterizedTest(fixture_param *p, fixtures, logits) {
     stree_model_free(m);
 }
 
-ParameterizedTestParameters(fixtures, greedy) {
-    static fixture_param params[N_FIXTURES];
-    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
-    return cr_make_param_array(fixture_param, params, N_FIXTURES);
-}
+STREE_FIXTURE_PARAMS(fixtures, greedy)
 
 ParameterizedTest(fixture_param *p, fixtures, greedy) {
     golden g;
@@ -108,11 +91,7 @@ ParameterizedTest(fixture_param *p, fixtures, greedy) {
     stree_model_free(m);
 }
 
-ParameterizedTestParameters(fixtures, chunking) {
-    static fixture_param params[N_FIXTURES];
-    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
-    return cr_make_param_array(fixture_param, params, N_FIXTURES);
-}
+STREE_FIXTURE_PARAMS(fixtures, chunking)
 
 /* Prefill in one chunk == chunks of 5 == token by token: each chunk is a chain forward followed by
  * the closed-form commit, so this checks the commit against the in-chunk scan. */
@@ -141,11 +120,7 @@ static char *join_ids(const int32_t *ids, int32_t n) {
     return s;
 }
 
-ParameterizedTestParameters(fixtures, cli) {
-    static fixture_param params[N_FIXTURES];
-    for (size_t i = 0; i < N_FIXTURES; i++) params[i].name = fixtures[i];
-    return cr_make_param_array(fixture_param, params, N_FIXTURES);
-}
+STREE_FIXTURE_PARAMS(fixtures, cli)
 
 ParameterizedTest(fixture_param *p, fixtures, cli) {
     golden g;

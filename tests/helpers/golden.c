@@ -57,7 +57,9 @@ void golden_free(golden *g) {
 
 const char *fixture_dir(const char *name) {
     static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", STREE_SOURCE_DIR, name);
+    const char *root = getenv("STREE_FIXTURES"); /* another fixture folder, e.g. fresh from make_fixtures.py */
+    if (root) snprintf(buf, sizeof buf, "%s/%s", root, name);
+    else snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", STREE_SOURCE_DIR, name);
     return buf;
 }
 
