@@ -8,71 +8,7 @@
 #include "runtime/config_json.h"
 #include "stree.h"
 #include "tests/helpers/golden.h"
-
-/* A tiny valid Llama checkpoint written by the test itself: config + one safetensors file. */
-static const char *llama_config =
-    "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 4,"
-    " \"intermediate_size\": 4, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
-    " \"num_key_value_heads\": 1, \"rms_norm_eps\": 1e-6, \"tie_word_embeddings\": true,"
-    " \"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"}}";
-
-typedef struct tensor_spec {
-    const char *name;
-    int64_t rows, cols; /* cols 0 = vector */
-} tensor_spec;
-
-static const tensor_spec llama_tensors[] = {
-    {"model.embed_tokens.weight", 8, 4},
-    {"model.norm.weight", 4, 0},
-    {"model.layers.0.input_layernorm.weight", 4, 0},
-    {"model.layers.0.post_attention_layernorm.weight", 4, 0},
-    {"model.layers.0.self_attn.q_proj.weight", 4, 4},
-    {"model.layers.0.self_attn.k_proj.weight", 2, 4},
-    {"model.layers.0.self_attn.v_proj.weight", 2, 4},
-    {"model.layers.0.self_attn.o_proj.weight", 4, 4},
-    {"model.layers.0.mlp.gate_proj.weight", 4, 4},
-    {"model.layers.0.mlp.up_proj.weight", 4, 4},
-    {"model.layers.0.mlp.down_proj.weight", 4, 4},
-};
-#define N_LLAMA (sizeof llama_tensors / sizeof llama_tensors[0])
-
-/* Writes model.safetensors with the specs (skipping `skip`, overriding the rows of `reshape`). */
-static void write_checkpoint(const char *dir, const char *skip, const char *reshape) {
-    char header[8192];
-    size_t len = 0, offset = 0;
-    len += (size_t)snprintf(header + len, sizeof header - len, "{");
-    int first = 1;
-    for (size_t i = 0; i < N_LLAMA; i++) {
-        const tensor_spec *t = &llama_tensors[i];
-        if (skip && !strcmp(skip, t->name)) continue;
-        int64_t rows = reshape && !strcmp(reshape, t->name) ? t->rows + 1 : t->rows;
-        size_t bytes = (size_t)(rows * (t->cols ? t->cols : 1)) * 4;
-        if (t->cols)
-            len += (size_t)snprintf(header + len, sizeof header - len,
-                                    "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}",
-                                    first ? "" : ",", t->name, (long long)rows, (long long)t->cols, offset,
-                                    offset + bytes);
-        else
-            len += (size_t)snprintf(header + len, sizeof header - len,
-                                    "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld],\"data_offsets\":[%zu,%zu]}",
-                                    first ? "" : ",", t->name, (long long)rows, offset, offset + bytes);
-        offset += bytes;
-        first = 0;
-    }
-    len += (size_t)snprintf(header + len, sizeof header - len, "}");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    uint64_t n = len;
-    fwrite(&n, 8, 1, f);
-    fwrite(header, 1, len, f);
-    for (size_t i = 0; i < offset / 4; i++) {
-        float v = 0.01f * (float)(i % 17);
-        fwrite(&v, 4, 1, f);
-    }
-    fclose(f);
-}
+#include "tests/helpers/tiny_ckpt.h"
 
 static stree_status try_load(const char *dir, stree_model **m) {
     stree_model_params mp = stree_model_default_params();
@@ -85,7 +21,7 @@ static void expect_load_error(const char *config, const char *skip, const char *
     const char *dir = temp_dir();
     cr_assert_not_null(dir);
     cr_assert_eq(write_text(dir, "config.json", config), 0);
-    write_checkpoint(dir, skip, reshape);
+    tiny_llama_write(dir, skip, reshape);
     stree_model *m = (stree_model *)0x1;
     stree_status s = try_load(dir, &m);
     cr_expect_eq(s, want, "status %s, want %s: %s", stree_status_str(s), stree_status_str(want), stree_last_error());
@@ -97,8 +33,8 @@ static void expect_load_error(const char *config, const char *skip, const char *
 
 Test(config, valid_checkpoint_loads_and_runs) {
     const char *dir = temp_dir();
-    cr_assert_eq(write_text(dir, "config.json", llama_config), 0);
-    write_checkpoint(dir, NULL, NULL);
+    cr_assert_eq(write_text(dir, "config.json", tiny_llama_config(8)), 0);
+    tiny_llama_write(dir, NULL, NULL);
     stree_model *m = NULL;
     cr_assert_eq(try_load(dir, &m), STREE_OK, "%s", stree_last_error());
     cr_expect_eq(stree_model_vocab_size(m), 8);
@@ -162,12 +98,12 @@ Test(config, bad_layer_type) {
 }
 
 Test(config, missing_tensor) {
-    expect_load_error(llama_config, "model.layers.0.self_attn.k_proj.weight", NULL, STREE_ERR_MISSING_TENSOR,
+    expect_load_error(tiny_llama_config(8), "model.layers.0.self_attn.k_proj.weight", NULL, STREE_ERR_MISSING_TENSOR,
                       "model.layers.0.self_attn.k_proj.weight", "missing tensor");
 }
 
 Test(config, wrong_tensor_shape) {
-    expect_load_error(llama_config, NULL, "model.layers.0.mlp.up_proj.weight", STREE_ERR_MISSING_TENSOR,
+    expect_load_error(tiny_llama_config(8), NULL, "model.layers.0.mlp.up_proj.weight", STREE_ERR_MISSING_TENSOR,
                       "model.layers.0.mlp.up_proj.weight", "[5, 4]");
 }
 
@@ -193,8 +129,8 @@ Test(config, nonfinite_values) {
 
 Test(seq, failed_append_leaves_state) {
     const char *dir = temp_dir();
-    cr_assert_eq(write_text(dir, "config.json", llama_config), 0);
-    write_checkpoint(dir, NULL, NULL);
+    cr_assert_eq(write_text(dir, "config.json", tiny_llama_config(8)), 0);
+    tiny_llama_write(dir, NULL, NULL);
     stree_model *m = NULL;
     cr_assert_eq(try_load(dir, &m), STREE_OK);
     stree_engine *e = NULL;

@@ -1,0 +1,100 @@
+/* Greedy tree-speculative output is token-identical to greedy AR output for 128 new tokens, for
+ * every target family x {draft model, n-gram, target as its own drafter} x {chain, static tree,
+ * dynamic tree}. With the target as its own drafter every drafted node on the greedy path is
+ * accepted. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stree.h"
+#include "tests/helpers/fixture_list.h"
+#include "tests/helpers/golden.h"
+
+#define N_NEW 128
+
+static stree_model *load(const char *name) {
+    stree_model *m = NULL;
+    stree_model_params mp = stree_model_default_params();
+    mp.backend = STREE_BACKEND_CPU;
+    cr_assert_eq(stree_model_load(fixture_dir(name), mp, &m), STREE_OK, "%s: %s", name, stree_last_error());
+    return m;
+}
+
+static void generate(stree_model *target, stree_engine_params ep, const golden *g, int32_t *out, stree_stats *stats) {
+    stree_engine *e = NULL;
+    cr_assert_eq(stree_engine_create(target, ep, &e), STREE_OK, "%s", stree_last_error());
+    stree_seq *seq = NULL;
+    cr_assert_eq(stree_seq_create(e, &seq), STREE_OK, "%s", stree_last_error());
+    int32_t n_out = 0;
+    cr_assert_eq(stree_seq_generate(seq, g->input_ids, g->n_input, N_NEW, 0, out, &n_out, NULL, NULL), STREE_OK, "%s",
+                 stree_last_error());
+    cr_assert_eq(n_out, N_NEW);
+    stree_seq_stats(seq, stats);
+    stree_seq_free(seq);
+    stree_engine_free(e);
+}
+
+enum { SHAPE_CHAIN, SHAPE_STATIC, SHAPE_DYNAMIC, N_SHAPES };
+static const char *shape_names[N_SHAPES] = {"chain", "static", "dynamic"};
+
+static void set_shape(stree_engine_params *ep, int shape) {
+    if (shape == SHAPE_CHAIN) {
+        ep->tree = STREE_TREE_CHAIN;
+        ep->chain_length = 4;
+    } else if (shape == SHAPE_STATIC) {
+        ep->tree = STREE_TREE_BRANCHING;
+        ep->branching[0] = 3, ep->branching[1] = 2, ep->branching[2] = 2, ep->branching[3] = 0;
+    } else {
+        ep->tree = STREE_TREE_DYNAMIC;
+        ep->top_k = 3, ep->depth = 5, ep->budget = 24;
+    }
+}
+
+STREE_FIXTURE_PARAMS(spec, greedy_equals_ar)
+
+ParameterizedTest(fixture_param *p, spec, greedy_equals_ar) {
+    golden g;
+    cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
+    stree_model *target = load(p->name);
+    /* a different small model of the same vocabulary drafts (llama; qwen3 drafts for llama) */
+    stree_model *draft = load(strcmp(p->name, "llama") ? "llama" : "qwen3");
+    int32_t ar[N_NEW], sp[N_NEW];
+    stree_stats st;
+    generate(target, stree_engine_default_params(), &g, ar, &st);
+    cr_expect_eq(st.n_accepted, 0);
+    static const stree_drafter_kind drafters[3] = {STREE_DRAFTER_MODEL, STREE_DRAFTER_NGRAM, STREE_DRAFTER_SELF};
+    static const char *drafter_names[3] = {"draft model", "n-gram", "self"};
+    for (int d = 0; d < 3; d++) {
+        for (int shape = 0; shape < N_SHAPES; shape++) {
+            stree_engine_params ep = stree_engine_default_params();
+            ep.drafter = drafters[d];
+            ep.draft_model = draft;
+            set_shape(&ep, shape);
+            generate(target, ep, &g, sp, &st);
+            int first_diff = -1;
+            for (int i = 0; i < N_NEW && first_diff < 0; i++)
+                if (sp[i] != ar[i]) first_diff = i;
+            cr_expect_eq(first_diff, -1, "%s, %s drafter, %s tree: output differs from AR at token %d", p->name,
+                         drafter_names[d], shape_names[shape], first_diff);
+            cr_log_info("%s, %s, %s: %lld steps, %.2f accepted per step", p->name, drafter_names[d],
+                        shape_names[shape], (long long)st.n_steps, (double)st.n_accepted / (double)st.n_steps);
+            cr_expect_eq(st.n_emitted, st.n_accepted + st.n_steps);
+            if (drafters[d] != STREE_DRAFTER_SELF) continue;
+            /* self-drafting: the rank-0 path is the target's own argmax path, so each step accepts the
+             * whole chain / the full depth of the static tree; the dynamic tree keeps at least the
+             * best child of the root. The last step may overshoot N_NEW, so count steps before it. */
+            if (shape == SHAPE_CHAIN)
+                cr_expect_eq(st.n_accepted, 4 * st.n_steps, "%s: self chain accepted %lld of %lld", p->name,
+                             (long long)st.n_accepted, (long long)(4 * st.n_steps));
+            else if (shape == SHAPE_STATIC)
+                cr_expect_eq(st.n_accepted, 3 * st.n_steps, "%s: self static accepted %lld of %lld", p->name,
+                             (long long)st.n_accepted, (long long)(3 * st.n_steps));
+            else
+                cr_expect_geq(st.n_accepted, st.n_steps);
+        }
+    }
+    stree_model_free(draft);
+    stree_model_free(target);
+    golden_free(&g);
+}
