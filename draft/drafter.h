@@ -23,7 +23,4 @@ stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **o
 /* For DRAFTER_NGRAM. */
 stree_status stree_ngram_drafter_create(const stree_engine *e, stree_drafter **out);
 
-/* The k best indices of x [n] in descending order (ties: lower index first). */
-void stree_top_k(const float *x, int32_t n, int32_t k, int32_t *idx);
-
 #endif

@@ -14,16 +14,24 @@ typedef struct model_drafter {
     stree_drafter base;
     const stree_engine *engine;
     stree_state *st;
-    float *logits;  /* [max_nodes, V] */
-    uint8_t rows[STREE_TREE_MAX_NODES];
+    int32_t idx[STREE_TREE_MAX_NODES * 16]; /* top-k tokens per node of the last forward */
+    float logp[STREE_TREE_MAX_NODES * 16];
     stree_tree grow; /* dynamic: the full grown tree before pruning */
 } model_drafter;
 
-void stree_top_k(const float *x, int32_t n, int32_t k, int32_t *idx) {
-    if (k > n) k = n;
+/* Forward the tree so far; the k best tokens (and log-probs) of every node land in d->idx / d->logp
+ * (rows [i * k, (i + 1) * k)). */
+static stree_status forward(model_drafter *d, const stree_tree *t, int32_t k) {
+    stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
+    STREE_TRY(stree_forward_tree(d->st, &ft, 1, NULL));
+    stree_state_topk(d->st, t->n, k, d->idx, d->logp);
+    return STREE_OK;
+}
+
+/* The k largest of x [n] (descending; ties: lower index first) into idx. */
+static void best_k(const float *x, int32_t n, int32_t k, int32_t *idx) {
     for (int32_t j = 0; j < k; j++) idx[j] = -1;
     for (int32_t i = 0; i < n; i++) {
-        /* insert i into the sorted list if it beats the last kept entry */
         int32_t pos = k;
         while (pos > 0 && (idx[pos - 1] < 0 || x[i] > x[idx[pos - 1]])) pos--;
         if (pos >= k) continue;
@@ -32,36 +40,21 @@ void stree_top_k(const float *x, int32_t n, int32_t k, int32_t *idx) {
     }
 }
 
-static stree_status forward(model_drafter *d, const stree_tree *t) {
-    stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
-    return stree_forward_tree(d->st, &ft, d->logits, d->rows);
-}
-
-static float log_sum_exp(const float *x, int32_t n) {
-    float mx = x[stree_argmax(x, n)];
-    double s = 0.0;
-    for (int32_t i = 0; i < n; i++) s += exp((double)(x[i] - mx));
-    return mx + (float)log(s);
-}
-
 static stree_status build_static(model_drafter *d, stree_tree *t) {
     const stree_static_shape *sh = &d->engine->policy.shape;
-    int32_t V = d->st->model->desc.vocab_size;
+    int32_t k = 1;
+    for (int32_t i = 1; i < sh->n; i++)
+        if (sh->rank[i] + 1 > k) k = sh->rank[i] + 1;
+    if (k > 16) return stree_fail(STREE_ERR_INVALID_ARG, "static tree shapes use child ranks below 16, got %d", k - 1);
     for (int32_t level = 0; level < sh->max_depth; level++) {
-        /* logits of the shape's nodes at this depth that have children */
-        memset(d->rows, 0, sizeof d->rows);
         int32_t any = 0;
-        for (int32_t i = 1; i < sh->n; i++)
-            if (sh->depth[i] == level + 1) any = d->rows[sh->parent[i]] = 1;
+        for (int32_t i = 1; i < sh->n && !any; i++) any = sh->depth[i] == level + 1;
         if (!any) break;
-        STREE_TRY(forward(d, t));
+        STREE_TRY(forward(d, t, k));
         for (int32_t i = 1; i < sh->n; i++) {
             if (sh->depth[i] != level + 1) continue;
-            int32_t idx[STREE_TREE_MAX_NODES];
-            int32_t p = sh->parent[i];
-            stree_top_k(d->logits + (int64_t)p * V, V, sh->rank[i] + 1, idx);
-            int32_t node;
-            STREE_TRY(stree_tree_add(t, p, idx[sh->rank[i]], sh->rank[i], 0.0f, &node, NULL));
+            int32_t p = sh->parent[i], node;
+            STREE_TRY(stree_tree_add(t, p, d->idx[p * k + sh->rank[i]], sh->rank[i], 0.0f, &node, NULL));
             if (node != i) return stree_fail(STREE_ERR_INTERNAL, "static shape node %d landed at %d", i, node);
         }
     }
@@ -70,30 +63,25 @@ static stree_status build_static(model_drafter *d, stree_tree *t) {
 
 static stree_status build_dynamic(model_drafter *d, stree_tree *t) {
     const stree_tree_policy *pol = &d->engine->policy;
-    int32_t V = d->st->model->desc.vocab_size, k = pol->top_k;
+    int32_t k = pol->top_k;
     stree_tree *g = &d->grow;
     *g = *t;
     int32_t frontier[16], n_frontier = 1, idx[16];
     frontier[0] = 0;
     for (int32_t level = 0; level < pol->depth && n_frontier > 0; level++) {
         if (g->n + n_frontier * k > STREE_TREE_MAX_NODES) break;
-        memset(d->rows, 0, sizeof d->rows);
-        for (int32_t f = 0; f < n_frontier; f++) d->rows[frontier[f]] = 1;
-        STREE_TRY(forward(d, g));
+        STREE_TRY(forward(d, g, k));
         int32_t level_start = g->n;
         for (int32_t f = 0; f < n_frontier; f++) {
             int32_t p = frontier[f];
-            const float *lg = d->logits + (int64_t)p * V;
-            float lse = log_sum_exp(lg, V);
-            stree_top_k(lg, V, k, idx);
-            for (int32_t r = 0; r < k && r < V; r++)
-                STREE_TRY(stree_tree_add(g, p, idx[r], r, g->score[p] + (lg[idx[r]] - lse), NULL, NULL));
+            for (int32_t r = 0; r < k; r++)
+                STREE_TRY(stree_tree_add(g, p, d->idx[p * k + r], r, g->score[p] + d->logp[p * k + r], NULL, NULL));
         }
         /* next frontier: the k best new nodes by cumulative log-prob */
         float sc[STREE_TREE_MAX_NODES];
         int32_t n_new = g->n - level_start;
         for (int32_t j = 0; j < n_new; j++) sc[j] = g->score[level_start + j];
-        stree_top_k(sc, n_new, k, idx);
+        best_k(sc, n_new, k < n_new ? k : n_new, idx);
         n_frontier = n_new < k ? n_new : k;
         for (int32_t f = 0; f < n_frontier; f++) frontier[f] = level_start + idx[f];
     }
@@ -126,7 +114,6 @@ static void destroy(stree_drafter *base) {
     model_drafter *d = (model_drafter *)base;
     if (!d) return;
     stree_state_free(d->st);
-    free(d->logits);
     free(d);
 }
 
@@ -137,10 +124,6 @@ stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **o
     d->base = (stree_drafter){build, commit, can_commit, reset, destroy};
     d->engine = e;
     stree_status s = stree_state_create(e->draft, e->params.n_ctx, e->params.chunk_size, &d->st);
-    if (s == STREE_OK) {
-        d->logits = malloc((size_t)STREE_TREE_MAX_NODES * (size_t)e->draft->desc.vocab_size * sizeof(float));
-        if (!d->logits) s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft logits");
-    }
     if (s != STREE_OK) {
         destroy(&d->base);
         return s;

@@ -17,9 +17,13 @@ typedef struct stree_tree_view {
     const int32_t *depth;  /* [n] */
 } stree_tree_view;
 
+/* How the backend stores weight matrices: the CPU reference keeps fp32, CUDA bf16. */
+typedef enum stree_wtype { STREE_WTYPE_F32, STREE_WTYPE_BF16 } stree_wtype;
+
 typedef struct stree_matmul_params {
     const float *x;          /* [n, k], row stride ldx */
-    const float *w;          /* [m, k] (PyTorch Linear layout) */
+    const void *w;           /* [m, k] (PyTorch Linear layout), element type wtype */
+    stree_wtype wtype;
     const float *maybe_bias; /* [m] */
     float *y;                /* [n, m], row stride ldy: y = alpha * (x w^T + bias) (+ y if accumulate) */
     int32_t n, k, m;
@@ -146,8 +150,63 @@ typedef struct stree_route_params {
     float scale;
 } stree_route_params;
 
+typedef struct stree_embed_params {
+    const int32_t *tokens;   /* [n] (device) */
+    const float *table;      /* [V, D] fp32 */
+    float *out;              /* [n, D] = table[tokens] * mult */
+    int32_t n, d;
+    float mult;
+} stree_embed_params;
+
+/* y[i, j] (+)= alpha * x[i, j] for j in [0, cols): strided copies, scaling, residual adds. */
+typedef struct stree_axpby_params {
+    const float *x;          /* [n, cols], row stride ldx */
+    float *y;                /* [n, cols], row stride ldy (may alias x when beta == 0) */
+    int32_t n, cols;
+    int64_t ldx, ldy;
+    float alpha, beta;       /* y = alpha * x + beta * y */
+} stree_axpby_params;
+
+/* Per row: argmax (ties: lower index) and optionally the top k with log-softmax values. */
+typedef struct stree_topk_params {
+    const float *x;          /* [n, V] logits */
+    int32_t *idx;            /* [n, k] out, descending */
+    float *logp;             /* [n, k] out: log-softmax of the chosen entries (may be NULL) */
+    int32_t n, vocab, k;
+} stree_topk_params;
+
+/* Routed experts: out[i] (+)= sum_k weights[i,k] * expert_{experts[i,k]}(x[i]). */
+typedef struct stree_moe_params {
+    const float *x;          /* [n, D] */
+    const int32_t *experts;  /* [n, top_k] */
+    const float *weights;    /* [n, top_k] */
+    const void *const *gate; /* [E] of [d_expert, D] (entries NULL for relu2) */
+    const void *const *up;   /* [E] of [d_expert, D] */
+    const void *const *down; /* [E] of [D, d_expert] */
+    stree_wtype wtype;
+    float *out;              /* [n, D], accumulated into */
+    float *scratch;          /* [n * top_k, 3 * d_expert] */
+    int32_t n, d_model, d_expert, top_k;
+    stree_act act;
+} stree_moe_params;
+
 typedef struct stree_ops {
     const char *name;
+    stree_wtype wtype;       /* how this backend stores weight matrices */
+    /* memory: device buffers (host memory for the CPU backend); alloc returns zeroed memory or NULL */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src, size_t bytes);
+    void (*download)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    /* a matrix in the backend's weight type, from fp32 host data [rows, cols]; NULL on failure */
+    void *(*upload_matrix)(const float *src, int64_t rows, int64_t cols);
+    void (*sync)(void);
+    void (*embed)(const stree_embed_params *p);
+    void (*axpby)(const stree_axpby_params *p);
+    void (*topk)(const stree_topk_params *p);
+    void (*moe)(const stree_moe_params *p);
     void (*matmul)(const stree_matmul_params *p);
     void (*rmsnorm)(const stree_rmsnorm_params *p);
     void (*gated_norm)(const stree_gated_norm_params *p);
@@ -164,5 +223,10 @@ typedef struct stree_ops {
 } stree_ops;
 
 extern const stree_ops stree_cpu_ops;
+#ifdef STREE_HAVE_CUDA
+extern const stree_ops stree_cuda_ops;
+/* 1 when a CUDA device is usable. */
+int stree_cuda_available(void);
+#endif
 
 #endif

@@ -110,8 +110,7 @@ stree_status stree_seq_create(stree_engine *e, stree_seq **out) {
     stree_status st = stree_state_create(e->target, e->params.n_ctx, e->params.chunk_size, &s->target);
     if (st == STREE_OK) {
         s->history = malloc(((size_t)e->params.n_ctx + 1) * sizeof *s->history);
-        s->logits = malloc((size_t)STREE_TREE_MAX_NODES * (size_t)e->target->desc.vocab_size * sizeof(float));
-        if (!s->history || !s->logits) st = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence");
+        if (!s->history) st = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence");
     }
     if (st == STREE_OK && e->draft) st = stree_model_drafter_create(e, &s->drafter);
     if (st == STREE_OK && e->params.drafter == STREE_DRAFTER_NGRAM) st = stree_ngram_drafter_create(e, &s->drafter);
@@ -128,7 +127,6 @@ void stree_seq_free(stree_seq *s) {
     if (s->drafter) s->drafter->destroy(s->drafter);
     stree_state_free(s->target);
     free(s->history);
-    free(s->logits);
     free(s);
 }
 
@@ -183,8 +181,6 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     if (!s || !out || !n_out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_step: bad arguments");
     *n_out = 0;
     if (s->pending < 0) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_step: no prompt (call stree_seq_prefill)");
-    stree_engine *e = s->engine;
-    int32_t V = e->target->desc.vocab_size;
     double t0 = stree_now();
     stree_tree_init(&s->tree, s->pending);
     if (s->drafter) {
@@ -193,10 +189,12 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     }
     double t1 = stree_now();
     stree_fwd_tree ft = {.n = s->tree.n, .tokens = s->tree.token, .parent = s->tree.parent};
-    STREE_TRY(stree_forward_tree(s->target, &ft, s->logits, NULL));
+    STREE_TRY(stree_forward_tree(s->target, &ft, 1, NULL));
+    int32_t argmax[STREE_TREE_MAX_NODES]; /* the only verify output the host needs */
+    stree_state_topk(s->target, s->tree.n, 1, argmax, NULL);
     double t2 = stree_now();
     int32_t path[STREE_TREE_MAX_NODES], bonus;
-    int32_t len = stree_accept_greedy(&s->tree, s->logits, V, path, &bonus);
+    int32_t len = stree_accept_greedy(&s->tree, argmax, path, &bonus);
     if (cap < len) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_step: out has room for %d tokens, need %d", cap, len);
     int32_t tokens[STREE_TREE_MAX_NODES];
     for (int32_t k = 0; k < len; k++) tokens[k] = s->tree.token[path[k]];

@@ -25,7 +25,6 @@ struct stree_seq {
     int32_t *history;            /* [n_ctx + 1] committed tokens, then the pending root */
     int32_t n_history;           /* committed tokens (== target->n_committed) */
     int32_t pending;             /* the root of the next step: emitted, not yet seen by the target; -1 none */
-    float *logits;               /* [max_nodes, V] verify logits */
     stree_tree tree;
     stree_stats stats;
 };

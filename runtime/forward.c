@@ -6,21 +6,26 @@
 #include "runtime/error.h"
 #include "runtime/model.h"
 
-static void add_scaled(float *h, const float *x, int64_t count, float alpha) {
-    for (int64_t e = 0; e < count; e++) h[e] += alpha * x[e];
+/* y[:, :cols] = alpha * x + beta * y, row strides ldx / ldy */
+static void axpby(const stree_ops *ops, const float *x, int64_t ldx, float *y, int64_t ldy, int32_t n, int32_t cols,
+                  float alpha, float beta) {
+    stree_axpby_params p = {.x = x, .y = y, .n = n, .cols = cols, .ldx = ldx, .ldy = ldy, .alpha = alpha,
+                            .beta = beta};
+    ops->axpby(&p);
 }
 
 /* u * mult into scratch (a layer input multiplier must not scale the projection's bias). */
-static const float *scaled_input(stree_workspace *ws, const float *u, int64_t count, float mult) {
+static const float *scaled_input(const stree_ops *ops, stree_workspace *ws, const float *u, int32_t n, int32_t d,
+                                 float mult) {
     if (mult == 1.0f) return u;
-    for (int64_t e = 0; e < count; e++) ws->tmp[e] = u[e] * mult;
+    axpby(ops, u, d, ws->tmp, d, n, d, mult, 0.0f);
     return ws->tmp;
 }
 
-static void linear(const stree_ops *ops, const float *x, int64_t ldx, const float *w, const float *maybe_bias,
+static void linear(const stree_ops *ops, const float *x, int64_t ldx, const void *w, const float *maybe_bias,
                    float *y, int64_t ldy, int32_t n, int32_t k, int32_t m, float alpha, int32_t accumulate) {
-    stree_matmul_params p = {.x = x, .w = w, .maybe_bias = maybe_bias, .y = y, .n = n, .k = k, .m = m,
-                             .ldx = ldx, .ldy = ldy, .alpha = alpha, .accumulate = accumulate};
+    stree_matmul_params p = {.x = x, .w = w, .wtype = ops->wtype, .maybe_bias = maybe_bias, .y = y, .n = n, .k = k,
+                             .m = m, .ldx = ldx, .ldy = ldy, .alpha = alpha, .accumulate = accumulate};
     ops->matmul(&p);
 }
 
@@ -38,23 +43,22 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
     const stree_mamba2_desc *md = &l->mamba2;
-    const stree_mamba2_weights *w = &m->weights.layers[layer].mamba2;
+    const stree_mamba2_weights *w = &m->dw.layers[layer].mamba2;
     int32_t n = tv->n, D = m->desc.d_model, I = md->d_inner, Cd = md->conv_dim, H = md->n_heads;
     int32_t GN = md->n_groups * md->d_state, li = l->mamba_index;
     stree_workspace *ws = &st->ws;
     float *proj = ws->big; /* [n, in_proj_dim]: z | x | B | C | dt */
-    u = scaled_input(ws, u, (int64_t)n * D, md->in_mult);
+    u = scaled_input(ops, ws, u, n, D, md->in_mult);
     linear(ops, u, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
     /* Falcon-H1 muP: scale the five segments (a no-op elsewhere) */
     int32_t seg_end[5] = {I, 2 * I, 2 * I + GN, 2 * I + 2 * GN, md->in_proj_dim};
     for (int32_t s = 0, start = 0; s < 5; start = seg_end[s], s++) {
         if (md->seg_mult[s] == 1.0f) continue;
-        for (int32_t i = 0; i < n; i++)
-            for (int32_t j = start; j < seg_end[s]; j++) proj[(int64_t)i * md->in_proj_dim + j] *= md->seg_mult[s];
+        axpby(ops, proj + start, md->in_proj_dim, proj + start, md->in_proj_dim, n, seg_end[s] - start,
+              md->seg_mult[s], 0.0f);
     }
     float *xbc_pre = st->vc.xbc_pre[li], *xbc = st->vc.xbc[li], *dt = st->vc.dt[li], *c = st->vc.c[li];
-    for (int32_t i = 0; i < n; i++)
-        memcpy(xbc_pre + (int64_t)i * Cd, proj + (int64_t)i * md->in_proj_dim + I, (size_t)Cd * sizeof(float));
+    axpby(ops, proj + I, md->in_proj_dim, xbc_pre, Cd, n, Cd, 1.0f, 0.0f);
     stree_conv_tree_params cp = {.x = xbc_pre, .window = st->conv_state[li], .w = w->conv_w,
                                  .maybe_bias = w->maybe_conv_b, .out = xbc, .tree = *tv, .channels = Cd,
                                  .k = md->d_conv, .ldx = Cd};
@@ -83,18 +87,17 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
     const stree_attn_desc *a = &l->attn;
-    const stree_attn_weights *w = &m->weights.layers[layer].attn;
+    const stree_attn_weights *w = &m->dw.layers[layer].attn;
     int32_t n = tv->n, D = m->desc.d_model, hd = a->head_dim, li = l->attn_index;
     int32_t q_dim = a->n_heads * hd, kv_dim = a->n_kv_heads * hd;
     stree_workspace *ws = &st->ws;
     float *q = ws->big, *o = ws->big2;
     float *k = st->vc.k_tree[li], *v = st->vc.v_tree[li];
-    u = scaled_input(ws, u, (int64_t)n * D, l->attn_in_mult);
+    u = scaled_input(ops, ws, u, n, D, l->attn_in_mult);
     linear(ops, u, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
     linear(ops, u, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
     linear(ops, u, D, w->v, w->maybe_v_bias, v, kv_dim, n, D, kv_dim, 1.0f, 0);
-    if (a->key_mult != 1.0f)
-        for (int64_t e = 0; e < (int64_t)n * kv_dim; e++) k[e] *= a->key_mult;
+    if (a->key_mult != 1.0f) axpby(ops, k, kv_dim, k, kv_dim, n, kv_dim, a->key_mult, 0.0f);
     if (a->qk_norm) {
         rmsnorm(ops, q, w->maybe_q_norm, q, n * a->n_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
         rmsnorm(ops, k, w->maybe_k_norm, k, n * a->n_kv_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
@@ -122,10 +125,9 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_mlp_desc *md = &m->desc.layers[layer].mlp;
-    const stree_mlp_weights *w = &m->weights.layers[layer].mlp;
+    const stree_mlp_weights *w = &m->dw.layers[layer].mlp;
     int32_t D = m->desc.d_model;
     stree_workspace *ws = &st->ws;
-    int32_t accumulate = 0;
     if (md->has_dense) {
         float *gate = ws->big, *up = ws->big2, *act = ws->big3;
         if (md->dense_act == STREE_ACT_SILU) linear(ops, u, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
@@ -134,15 +136,8 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
                                    .act = md->dense_act, .gate_mult = md->gate_mult};
         ops->ffn_act(&fp);
         linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, md->down_mult, 0);
-        if (md->dense_sigmoid_gate) {
-            for (int32_t i = 0; i < n; i++) {
-                float s;
-                linear(ops, u + (int64_t)i * D, D, w->maybe_dense_gate, NULL, &s, 1, 1, D, 1, 1.0f, 0);
-                s = 1.0f / (1.0f + expf(-s));
-                for (int32_t j = 0; j < D; j++) out[(int64_t)i * D + j] *= s;
-            }
-        }
-        accumulate = 1;
+    } else {
+        ops->zero(out, (size_t)n * (size_t)D * sizeof(float));
     }
     if (md->has_moe) {
         float *logits = ws->big;
@@ -151,32 +146,21 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
                                  .weights = ws->route_w, .n = n, .n_experts = md->n_experts, .top_k = md->top_k,
                                  .norm_topk = md->norm_topk, .kind = md->router, .scale = md->routed_scale};
         ops->route(&rp);
-        if (!accumulate) memset(out, 0, (size_t)n * (size_t)D * sizeof(float));
-        float *gate = ws->big2, *up = ws->big2 + md->d_expert, *act = ws->big3;
-        for (int32_t i = 0; i < n; i++) {
-            const float *x = u + (int64_t)i * D;
-            for (int32_t k = 0; k < md->top_k; k++) {
-                int32_t e = ws->route_e[i * md->top_k + k];
-                float wt = ws->route_w[i * md->top_k + k];
-                if (md->expert_act == STREE_ACT_SILU)
-                    linear(ops, x, D, w->expert_gate[e], NULL, gate, md->d_expert, 1, D, md->d_expert, 1.0f, 0);
-                linear(ops, x, D, w->expert_up[e], NULL, up, md->d_expert, 1, D, md->d_expert, 1.0f, 0);
-                stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = 1, .d = md->d_expert,
-                                           .ld = md->d_expert, .act = md->expert_act, .gate_mult = 1.0f};
-                ops->ffn_act(&fp);
-                linear(ops, act, md->d_expert, w->expert_down[e], NULL, out + (int64_t)i * D, D, 1, md->d_expert, D,
-                       wt, 1);
-            }
-        }
+        int32_t E = md->n_experts;
+        stree_moe_params mp = {.x = u, .experts = ws->route_e, .weights = ws->route_w, .gate = w->expert_table,
+                               .up = w->expert_table + E, .down = w->expert_table + 2 * E, .wtype = ops->wtype,
+                               .out = out, .scratch = ws->moe_scratch, .n = n, .d_model = D,
+                               .d_expert = md->d_expert, .top_k = md->top_k, .act = md->expert_act};
+        ops->moe(&mp);
     }
 }
 
-
-stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, float *maybe_logits,
+stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int want_logits,
                                 const uint8_t *maybe_rows) {
     const stree_model *m = st->model;
     const stree_model_desc *d = &m->desc;
     const stree_ops *ops = m->ops;
+    stree_workspace *ws = &st->ws;
     int32_t n = tree->n, D = d->d_model;
     if (n <= 0 || n > st->max_nodes)
         return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", st->max_nodes, n);
@@ -189,43 +173,73 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, flo
         if (tree->tokens[i] < 0 || tree->tokens[i] >= d->vocab_size)
             return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at node %d is outside the vocabulary [0, %d)",
                               tree->tokens[i], i, d->vocab_size);
-        st->ws.parent[i] = p;
-        st->ws.depth[i] = p < 0 ? 0 : st->ws.depth[p] + 1;
-        if (st->ws.depth[i] > max_depth) max_depth = st->ws.depth[i];
+        ws->h_parent[i] = p;
+        ws->h_depth[i] = p < 0 ? 0 : ws->h_depth[p] + 1;
+        if (ws->h_depth[i] > max_depth) max_depth = ws->h_depth[i];
     }
     if (st->n_committed + max_depth + 1 > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full (%d committed, tree depth %d)",
                           st->n_ctx, st->n_committed, max_depth + 1);
-    stree_tree_view tv = {.n = n, .parent = st->ws.parent, .depth = st->ws.depth};
-    stree_workspace *ws = &st->ws;
-    for (int32_t i = 0; i < n; i++) {
-        const float *e = m->weights.embed + (int64_t)tree->tokens[i] * D;
-        for (int32_t j = 0; j < D; j++) ws->h[(int64_t)i * D + j] = e[j] * d->embedding_mult;
-    }
+    size_t ints = (size_t)n * sizeof(int32_t);
+    ops->upload(ws->tokens, tree->tokens, ints);
+    ops->upload(ws->parent, ws->h_parent, ints);
+    ops->upload(ws->depth, ws->h_depth, ints);
+    stree_tree_view tv = {.n = n, .parent = ws->parent, .depth = ws->depth};
+    stree_embed_params ep = {.tokens = ws->tokens, .table = m->dw.embed, .out = ws->h, .n = n, .d = D,
+                             .mult = d->embedding_mult};
+    ops->embed(&ep);
     for (int32_t li = 0; li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
-        const stree_layer_weights *lw = &m->weights.layers[li];
+        const stree_layer_weights *lw = &m->dw.layers[li];
         if (l->has_mamba2 || l->has_attention) {
             rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
             if (l->has_mamba2) mamba2_block(st, li, &tv, ws->xn, ws->acc, 0);
             if (l->has_attention) attention_block(st, li, &tv, ws->xn, ws->acc, l->has_mamba2);
-            add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
+            axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
         }
         if (l->has_mlp) {
             rmsnorm(ops, ws->h, lw->norm2, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
             mlp_block(st, li, n, ws->xn, ws->acc);
-            add_scaled(ws->h, ws->acc, (int64_t)n * D, d->residual_mult);
+            axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
         }
     }
     st->vc.n_nodes = n;
-    if (!maybe_logits) return STREE_OK;
-    for (int32_t i = 0; i < n; i++) {
-        if (maybe_rows && !maybe_rows[i]) continue;
-        rmsnorm(ops, ws->h + (int64_t)i * D, m->weights.final_norm, ws->tmp, 1, D, D, d->norm_eps, d->norm_kind);
-        linear(ops, ws->tmp, D, m->weights.lm_head, NULL, maybe_logits + (int64_t)i * d->vocab_size, d->vocab_size, 1,
+    if (!want_logits) return STREE_OK;
+    /* contiguous runs of requested rows, each one batched norm + lm_head */
+    for (int32_t i = 0; i < n;) {
+        if (maybe_rows && !maybe_rows[i]) {
+            i++;
+            continue;
+        }
+        int32_t j = i + 1;
+        while (j < n && (!maybe_rows || maybe_rows[j])) j++;
+        rmsnorm(ops, ws->h + (int64_t)i * D, m->dw.final_norm, ws->tmp, j - i, D, D, d->norm_eps, d->norm_kind);
+        linear(ops, ws->tmp, D, m->dw.lm_head, NULL, ws->logits + (int64_t)i * d->vocab_size, d->vocab_size, j - i,
                D, d->vocab_size, d->logits_mult, 0);
+        i = j;
     }
     return STREE_OK;
+}
+
+stree_status stree_forward_tree_host(stree_state *st, const stree_fwd_tree *tree, float *out,
+                                     const uint8_t *maybe_rows) {
+    STREE_TRY(stree_forward_tree(st, tree, out != NULL, maybe_rows));
+    if (!out) return STREE_OK;
+    const stree_ops *ops = st->model->ops;
+    size_t V = (size_t)st->model->desc.vocab_size;
+    for (int32_t i = 0; i < tree->n; i++)
+        if (!maybe_rows || maybe_rows[i])
+            ops->download(out + (size_t)i * V, st->ws.logits + (size_t)i * V, V * sizeof(float));
+    return STREE_OK;
+}
+
+void stree_state_topk(stree_state *st, int32_t n, int32_t k, int32_t *idx, float *logp) {
+    const stree_ops *ops = st->model->ops;
+    stree_topk_params p = {.x = st->ws.logits, .idx = st->ws.topk_idx, .logp = logp ? st->ws.topk_logp : NULL,
+                           .n = n, .vocab = st->model->desc.vocab_size, .k = k};
+    ops->topk(&p);
+    ops->download(idx, st->ws.topk_idx, (size_t)n * (size_t)k * sizeof(int32_t));
+    if (logp) ops->download(logp, st->ws.topk_logp, (size_t)n * (size_t)k * sizeof(float));
 }
 
 stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len, int32_t last_token) {
@@ -236,11 +250,13 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
     if (len <= 0 || len > st->vc.n_nodes || path[0] != 0)
         return stree_fail(STREE_ERR_INVALID_ARG, "commit path of length %d must start at the root", len);
     for (int32_t k = 1; k < len; k++)
-        if (path[k] <= 0 || path[k] >= st->vc.n_nodes || st->ws.parent[path[k]] != path[k - 1])
+        if (path[k] <= 0 || path[k] >= st->vc.n_nodes || st->ws.h_parent[path[k]] != path[k - 1])
             return stree_fail(STREE_ERR_INVALID_ARG, "commit path entry %d (node %d) is not a child of node %d", k,
                               path[k], path[k - 1]);
     if (st->n_committed + len > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", st->n_ctx);
+    ops->upload(st->ws.path, path, (size_t)len * sizeof(int32_t));
+    path = st->ws.path;
     for (int32_t li = 0; li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
         if (l->has_attention) {

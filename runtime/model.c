@@ -171,6 +171,7 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     stree_status s = describe(dir, &m->desc);
     if (s == STREE_OK) s = bind_weights(m);
+    if (s == STREE_OK) s = stree_weights_to_backend(m);
     if (s != STREE_OK) {
         stree_fail_context(s, "loading model '%s'", dir);
         stree_model_free(m);
@@ -183,6 +184,7 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
 
 void stree_model_free(stree_model *model) {
     if (!model) return;
+    stree_weights_backend_free(model);
     stree_weights_release(&model->weights);
     free(model->desc.layers);
     free(model);

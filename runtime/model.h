@@ -9,11 +9,19 @@
 
 struct stree_model {
     stree_model_desc desc;
-    stree_weights weights;
+    stree_weights weights;      /* fp32 host copy, as loaded */
+    stree_weights dw;           /* the backend's copy (CPU: the same arrays); matrix fields point to
+                                 * data of ops->wtype; mlp.expert_table is a device array */
+    void **dev_allocs;          /* backend buffers owned by dw */
+    int32_t n_dev_allocs, cap_dev_allocs;
     const stree_ops *ops;
     stree_model_params params;
     char dir[512];
 };
+
+/* Builds model->dw for model->ops from the host weights; frees it. */
+stree_status stree_weights_to_backend(stree_model *m);
+void stree_weights_backend_free(stree_model *m);
 
 /* Small vectors cached per tree node during a forward; the commit reads them (DESIGN.md §2).
  * Rows are node ids of the last forward. */
@@ -28,7 +36,7 @@ typedef struct stree_verify_cache {
     int32_t n_nodes;            /* nodes of the last forward; 0 = nothing to commit */
 } stree_verify_cache;
 
-/* Scratch for one forward: activations sized for max_nodes rows. */
+/* Scratch for one forward: activations sized for max_nodes rows (device buffers, except h_*). */
 typedef struct stree_workspace {
     float *h;       /* [max_nodes, D] residual stream */
     float *xn;      /* [max_nodes, D] normed input */
@@ -40,8 +48,16 @@ typedef struct stree_workspace {
     float *scores;  /* [n_ctx + max_nodes] */
     float *route_w; /* [max_nodes, max_top_k] */
     int32_t *route_e;
-    int32_t *depth; /* [max_nodes] */
+    float *moe_scratch;  /* [max_nodes * max_top_k, 3 * max_d_expert] */
+    float *logits;       /* [max_nodes, V] */
+    int32_t *tokens;     /* [max_nodes] device copies of the tree */
+    int32_t *depth;
     int32_t *parent;
+    int32_t *path;
+    int32_t *topk_idx;   /* [max_nodes, 16] */
+    float *topk_logp;
+    int32_t h_depth[4096];  /* host copies (validation, commit checks) */
+    int32_t h_parent[4096];
 } stree_workspace;
 
 /* One model's committed state for one stream (the target's, or the draft model's). */
@@ -66,9 +82,14 @@ typedef struct stree_fwd_tree {
 } stree_fwd_tree;
 
 /* Forward over a token tree from the committed state, which is only read. Fills the verify cache.
- * maybe_logits: [n, V] for the rows where maybe_rows[i] != 0 (all rows if maybe_rows is NULL). */
-stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, float *maybe_logits,
-                                const uint8_t *maybe_rows);
+ * When logits is set, the logits of the rows with maybe_rows[i] != 0 (all rows if NULL) are left in
+ * the device buffer ws.logits [n, V]. */
+stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int logits, const uint8_t *maybe_rows);
+/* Forward + copy of the logits to the host: out [n, V] (rows not requested are left as they were). */
+stree_status stree_forward_tree_host(stree_state *st, const stree_fwd_tree *tree, float *out, const uint8_t *maybe_rows);
+/* The k best tokens (and their log-softmax when logp != NULL) of logits rows [0, n) of the last
+ * forward, to the host: idx [n, k], logp [n, k]. k <= 16. */
+void stree_state_topk(stree_state *st, int32_t n, int32_t k, int32_t *idx, float *logp);
 stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk_size, stree_state **out);
 void stree_state_free(stree_state *st);
 void stree_state_reset(stree_state *st);

@@ -53,7 +53,6 @@ typedef struct stree_mlp_desc {
     int32_t has_dense;           /* a dense MLP (Granite shared_mlp, Nemotron '-', shared experts) */
     stree_act dense_act;
     int32_t d_ff;
-    int32_t dense_sigmoid_gate;  /* Qwen3-Next: shared expert scaled by sigmoid(gate(x)) */
     float gate_mult, down_mult;  /* Falcon-H1 mlp_multipliers; 1 elsewhere */
     int32_t has_moe;
     stree_act expert_act;

@@ -10,7 +10,8 @@
 
 static int32_t max_i(int32_t a, int32_t b) { return a > b ? a : b; }
 
-static float **alloc_rows(int32_t count, size_t each, int *ok) {
+/* count backend buffers of `each` floats (zeroed); *ok = 0 on failure */
+static float **alloc_rows(const stree_ops *ops, int32_t count, size_t each, int *ok) {
     if (count == 0) return NULL;
     float **rows = calloc((size_t)count, sizeof *rows);
     if (!rows) {
@@ -18,14 +19,20 @@ static float **alloc_rows(int32_t count, size_t each, int *ok) {
         return NULL;
     }
     for (int32_t i = 0; i < count; i++)
-        if (!(rows[i] = calloc(each ? each : 1, sizeof(float)))) *ok = 0;
+        if (!(rows[i] = ops->alloc((each ? each : 1) * sizeof(float)))) *ok = 0;
     return rows;
 }
 
-static void free_rows(float **rows, int32_t count) {
+static void free_rows(const stree_ops *ops, float **rows, int32_t count) {
     if (!rows) return;
-    for (int32_t i = 0; i < count; i++) free(rows[i]);
+    for (int32_t i = 0; i < count; i++) ops->free(rows[i]);
     free(rows);
+}
+
+static void *alloc_buf(const stree_ops *ops, size_t bytes, int *ok) {
+    void *p = ops->alloc(bytes ? bytes : 1);
+    if (!p) *ok = 0;
+    return p;
 }
 
 /* The widest per-node activation any op writes to the workspace. */
@@ -35,7 +42,7 @@ static int32_t max_width(const stree_model_desc *d) {
         const stree_layer_desc *l = &d->layers[i];
         if (l->has_mamba2) w = max_i(w, max_i(l->mamba2.in_proj_dim, l->mamba2.conv_dim));
         if (l->has_attention) w = max_i(w, l->attn.n_heads * l->attn.head_dim);
-        if (l->has_mlp) w = max_i(w, max_i(l->mlp.d_ff, max_i(2 * l->mlp.d_expert, l->mlp.n_experts)));
+        if (l->has_mlp) w = max_i(w, max_i(l->mlp.d_ff, l->mlp.n_experts));
     }
     return w;
 }
@@ -53,6 +60,7 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     s->n_ctx = n_ctx;
     s->chunk_size = chunk_size;
     s->max_nodes = max_i(chunk_size, STREE_MAX_TREE_NODES);
+    if (s->max_nodes > 4096) s->max_nodes = 4096;
     s->last_token = -1;
     int ok = 1;
     size_t kv_row = 0, mamba_conv = 0, mamba_state = 0, mamba_heads = 0;
@@ -68,33 +76,44 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     size_t conv_rows = 0;
     for (int32_t i = 0; i < d->n_layers; i++)
         if (d->layers[i].has_mamba2) conv_rows = (size_t)max_i((int32_t)conv_rows, d->layers[i].mamba2.d_conv - 1);
-    size_t mn = (size_t)s->max_nodes;
-    s->k_cache = alloc_rows(d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
-    s->v_cache = alloc_rows(d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
-    s->conv_state = alloc_rows(d->n_mamba_layers, conv_rows * mamba_conv, &ok);
-    s->ssm_state = alloc_rows(d->n_mamba_layers, mamba_state, &ok);
-    s->vc.k_tree = alloc_rows(d->n_attn_layers, mn * kv_row, &ok);
-    s->vc.v_tree = alloc_rows(d->n_attn_layers, mn * kv_row, &ok);
-    s->vc.xbc_pre = alloc_rows(d->n_mamba_layers, mn * mamba_conv, &ok);
-    s->vc.xbc = alloc_rows(d->n_mamba_layers, mn * mamba_conv, &ok);
-    s->vc.dt = alloc_rows(d->n_mamba_layers, mn * mamba_heads, &ok);
-    s->vc.c = alloc_rows(d->n_mamba_layers, mn * mamba_heads, &ok);
-    size_t D = (size_t)d->d_model, W = (size_t)max_width(d);
+    size_t mn = (size_t)s->max_nodes, top_k = 1, d_expert = 1;
+    for (int32_t i = 0; i < d->n_layers; i++)
+        if (d->layers[i].mlp.has_moe) {
+            top_k = (size_t)max_i((int32_t)top_k, d->layers[i].mlp.top_k);
+            d_expert = (size_t)max_i((int32_t)d_expert, d->layers[i].mlp.d_expert);
+        }
+    const stree_ops *ops = model->ops;
+    s->k_cache = alloc_rows(ops, d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
+    s->v_cache = alloc_rows(ops, d->n_attn_layers, (size_t)n_ctx * kv_row, &ok);
+    s->conv_state = alloc_rows(ops, d->n_mamba_layers, conv_rows * mamba_conv, &ok);
+    s->ssm_state = alloc_rows(ops, d->n_mamba_layers, mamba_state, &ok);
+    s->vc.k_tree = alloc_rows(ops, d->n_attn_layers, mn * kv_row, &ok);
+    s->vc.v_tree = alloc_rows(ops, d->n_attn_layers, mn * kv_row, &ok);
+    s->vc.xbc_pre = alloc_rows(ops, d->n_mamba_layers, mn * mamba_conv, &ok);
+    s->vc.xbc = alloc_rows(ops, d->n_mamba_layers, mn * mamba_conv, &ok);
+    s->vc.dt = alloc_rows(ops, d->n_mamba_layers, mn * mamba_heads, &ok);
+    s->vc.c = alloc_rows(ops, d->n_mamba_layers, mn * mamba_heads, &ok);
+    size_t D = (size_t)d->d_model, W = (size_t)max_width(d), F = sizeof(float), V = (size_t)d->vocab_size;
     stree_workspace *ws = &s->ws;
-    ws->h = calloc(mn * D, sizeof(float));
-    ws->xn = calloc(mn * D, sizeof(float));
-    ws->acc = calloc(mn * D, sizeof(float));
-    ws->tmp = calloc(mn * D, sizeof(float));
-    ws->big = calloc(mn * W, sizeof(float));
-    ws->big2 = calloc(mn * W, sizeof(float));
-    ws->big3 = calloc(mn * W, sizeof(float));
-    ws->scores = calloc((size_t)n_ctx + mn, sizeof(float));
-    ws->route_w = calloc(mn * W, sizeof(float));
-    ws->route_e = calloc(mn * W, sizeof(int32_t));
-    ws->depth = calloc(mn, sizeof(int32_t));
-    ws->parent = calloc(mn, sizeof(int32_t));
-    if (!ok || !ws->h || !ws->xn || !ws->acc || !ws->tmp || !ws->big || !ws->big2 || !ws->big3 || !ws->scores ||
-        !ws->route_w || !ws->route_e || !ws->depth || !ws->parent) {
+    ws->h = alloc_buf(ops, mn * D * F, &ok);
+    ws->xn = alloc_buf(ops, mn * D * F, &ok);
+    ws->acc = alloc_buf(ops, mn * D * F, &ok);
+    ws->tmp = alloc_buf(ops, mn * D * F, &ok);
+    ws->big = alloc_buf(ops, mn * W * F, &ok);
+    ws->big2 = alloc_buf(ops, mn * W * F, &ok);
+    ws->big3 = alloc_buf(ops, mn * W * F, &ok);
+    ws->scores = alloc_buf(ops, ((size_t)n_ctx + mn) * F, &ok);
+    ws->route_w = alloc_buf(ops, mn * top_k * F, &ok);
+    ws->route_e = alloc_buf(ops, mn * top_k * sizeof(int32_t), &ok);
+    ws->moe_scratch = alloc_buf(ops, mn * top_k * 3 * d_expert * F, &ok);
+    ws->logits = alloc_buf(ops, mn * V * F, &ok);
+    ws->tokens = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->depth = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->parent = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->path = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->topk_idx = alloc_buf(ops, mn * 16 * sizeof(int32_t), &ok);
+    ws->topk_logp = alloc_buf(ops, mn * 16 * F, &ok);
+    if (!ok) {
         stree_state_free(s);
         return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence of %d tokens", n_ctx);
     }
@@ -105,19 +124,23 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
 void stree_state_free(stree_state *s) {
     if (!s) return;
     const stree_model_desc *d = &s->model->desc;
-    free_rows(s->k_cache, d->n_attn_layers);
-    free_rows(s->v_cache, d->n_attn_layers);
-    free_rows(s->conv_state, d->n_mamba_layers);
-    free_rows(s->ssm_state, d->n_mamba_layers);
-    free_rows(s->vc.k_tree, d->n_attn_layers);
-    free_rows(s->vc.v_tree, d->n_attn_layers);
-    free_rows(s->vc.xbc_pre, d->n_mamba_layers);
-    free_rows(s->vc.xbc, d->n_mamba_layers);
-    free_rows(s->vc.dt, d->n_mamba_layers);
-    free_rows(s->vc.c, d->n_mamba_layers);
+    const stree_ops *ops = s->model->ops;
+    free_rows(ops, s->k_cache, d->n_attn_layers);
+    free_rows(ops, s->v_cache, d->n_attn_layers);
+    free_rows(ops, s->conv_state, d->n_mamba_layers);
+    free_rows(ops, s->ssm_state, d->n_mamba_layers);
+    free_rows(ops, s->vc.k_tree, d->n_attn_layers);
+    free_rows(ops, s->vc.v_tree, d->n_attn_layers);
+    free_rows(ops, s->vc.xbc_pre, d->n_mamba_layers);
+    free_rows(ops, s->vc.xbc, d->n_mamba_layers);
+    free_rows(ops, s->vc.dt, d->n_mamba_layers);
+    free_rows(ops, s->vc.c, d->n_mamba_layers);
     stree_workspace *ws = &s->ws;
-    free(ws->h), free(ws->xn), free(ws->acc), free(ws->tmp), free(ws->big), free(ws->big2), free(ws->big3);
-    free(ws->scores), free(ws->route_w), free(ws->route_e), free(ws->depth), free(ws->parent);
+    void *bufs[] = {ws->h,      ws->xn,      ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
+                    ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->tokens, ws->depth,
+                    ws->parent, ws->path,    ws->topk_idx, ws->topk_logp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops->free(bufs[i]);
     free(s);
 }
 
@@ -128,9 +151,10 @@ void stree_state_reset(stree_state *s) {
         const stree_layer_desc *l = &d->layers[i];
         if (!l->has_mamba2) continue;
         const stree_mamba2_desc *m = &l->mamba2;
-        memset(s->conv_state[l->mamba_index], 0, (size_t)(m->d_conv - 1) * (size_t)m->conv_dim * sizeof(float));
-        memset(s->ssm_state[l->mamba_index], 0,
-               (size_t)m->n_heads * (size_t)m->head_dim * (size_t)m->d_state * sizeof(float));
+        const stree_ops *ops = s->model->ops;
+        ops->zero(s->conv_state[l->mamba_index], (size_t)(m->d_conv - 1) * (size_t)m->conv_dim * sizeof(float));
+        ops->zero(s->ssm_state[l->mamba_index],
+                  (size_t)m->n_heads * (size_t)m->head_dim * (size_t)m->d_state * sizeof(float));
     }
     s->n_committed = 0;
     s->last_token = -1;
@@ -159,7 +183,7 @@ stree_status stree_state_append(stree_state *s, const int32_t *tokens, int32_t n
         int32_t n = n_tokens - start < chunk ? n_tokens - start : chunk;
         stree_fwd_tree tree = {.n = n, .tokens = tokens + start, .parent = parent};
         float *logits = maybe_logits ? maybe_logits + (int64_t)start * d->vocab_size : NULL;
-        STREE_TRY(stree_forward_tree(s, &tree, logits, NULL));
+        STREE_TRY(stree_forward_tree_host(s, &tree, logits, NULL));
         STREE_TRY(stree_commit_path(s, path, n, tokens[start + n - 1]));
     }
     return STREE_OK;

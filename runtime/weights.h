@@ -30,12 +30,13 @@ typedef struct stree_mamba2_weights {
 typedef struct stree_mlp_weights {
     const float *gate, *up;        /* [d_ff, D] (gate NULL for relu2) */
     const float *down;             /* [D, d_ff] */
-    const float *maybe_dense_gate; /* [1, D]: Qwen3-Next shared_expert_gate */
     const float *router;           /* [n_experts, D] */
     const float *maybe_router_bias;/* [n_experts]: Nemotron e_score_correction_bias */
     const float **expert_gate;     /* [n_experts] of [d_expert, D] (NULL entries for relu2) */
     const float **expert_up;       /* [n_experts] of [d_expert, D] */
     const float **expert_down;     /* [n_experts] of [D, d_expert] */
+    const void *const *expert_table; /* backend copy only: [3 * n_experts] gate | up | down pointers,
+                                      * an array in backend memory (what the moe op reads) */
 } stree_mlp_weights;
 
 typedef struct stree_layer_weights {

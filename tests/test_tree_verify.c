@@ -49,7 +49,7 @@ static void chain_logits(stree_state *st, const int32_t *tokens, int32_t n, floa
     int32_t parent[STREE_TREE_MAX_NODES];
     for (int32_t i = 0; i < n; i++) parent[i] = i - 1;
     stree_fwd_tree ft = {.n = n, .tokens = tokens, .parent = parent};
-    cr_assert_eq(stree_forward_tree(st, &ft, logits, NULL), STREE_OK, "%s", stree_last_error());
+    cr_assert_eq(stree_forward_tree_host(st, &ft, logits, NULL), STREE_OK, "%s", stree_last_error());
 }
 
 /* A random tree: n nodes, depth <= max_depth, random tokens below vocab (duplicates merged). */
@@ -95,7 +95,7 @@ ParameterizedTest(fixture_param *p, tree, nodes_equal_their_paths) {
         random_tree(&t, n, depth, V, &seed);
         cr_assert_eq(stree_tree_validate(&t), STREE_OK, "%s", stree_last_error());
         stree_fwd_tree ft = {.n = t.n, .tokens = t.token, .parent = t.parent};
-        cr_assert_eq(stree_forward_tree(st, &ft, tree_logits, NULL), STREE_OK, "%s", stree_last_error());
+        cr_assert_eq(stree_forward_tree_host(st, &ft, tree_logits, NULL), STREE_OK, "%s", stree_last_error());
         for (int32_t i = 0; i < t.n; i++) {
             int32_t path[STREE_TREE_MAX_NODES], toks[STREE_TREE_MAX_NODES];
             int32_t len = stree_tree_path(&t, i, path);
@@ -114,26 +114,37 @@ ParameterizedTest(fixture_param *p, tree, nodes_equal_their_paths) {
     stree_model_free(m);
 }
 
+/* Relative difference of two backend buffers of n floats. */
+static double buf_diff(const stree_ops *ops, const float *a, const float *b, size_t n) {
+    float *ha = malloc(n * sizeof *ha + 1), *hb = malloc(n * sizeof *hb + 1);
+    ops->download(ha, a, n * sizeof *ha);
+    ops->download(hb, b, n * sizeof *hb);
+    double e = rel_err(ha, hb, n);
+    free(ha), free(hb);
+    return e;
+}
+
 /* Relative difference of every committed buffer of two states. */
 static double state_diff(const stree_state *a, const stree_state *b) {
     const stree_model_desc *d = &a->model->desc;
-    double worst = 0.0;
+    const stree_ops *ops = a->model->ops;
+    double worst = 0.0, e;
     for (int32_t i = 0; i < d->n_layers; i++) {
         const stree_layer_desc *l = &d->layers[i];
         if (l->has_attention) {
             size_t n = (size_t)a->n_committed * (size_t)(l->attn.n_kv_heads * l->attn.head_dim);
-            double e = rel_err(a->k_cache[l->attn_index], b->k_cache[l->attn_index], n);
+            e = buf_diff(ops, a->k_cache[l->attn_index], b->k_cache[l->attn_index], n);
             worst = e > worst ? e : worst;
-            e = rel_err(a->v_cache[l->attn_index], b->v_cache[l->attn_index], n);
+            e = buf_diff(ops, a->v_cache[l->attn_index], b->v_cache[l->attn_index], n);
             worst = e > worst ? e : worst;
         }
         if (l->has_mamba2) {
             const stree_mamba2_desc *md = &l->mamba2;
-            double e = rel_err(a->ssm_state[l->mamba_index], b->ssm_state[l->mamba_index],
-                               (size_t)md->n_heads * md->head_dim * md->d_state);
+            e = buf_diff(ops, a->ssm_state[l->mamba_index], b->ssm_state[l->mamba_index],
+                         (size_t)md->n_heads * md->head_dim * md->d_state);
             worst = e > worst ? e : worst;
-            e = rel_err(a->conv_state[l->mamba_index], b->conv_state[l->mamba_index],
-                        (size_t)(md->d_conv - 1) * md->conv_dim);
+            e = buf_diff(ops, a->conv_state[l->mamba_index], b->conv_state[l->mamba_index],
+                         (size_t)(md->d_conv - 1) * md->conv_dim);
             worst = e > worst ? e : worst;
         }
     }
@@ -153,7 +164,7 @@ ParameterizedTest(fixture_param *p, tree, commit_equals_recompute) {
         stree_tree t;
         random_tree(&t, 40, 8, V, &seed);
         stree_fwd_tree ft = {.n = t.n, .tokens = t.token, .parent = t.parent};
-        cr_assert_eq(stree_forward_tree(st, &ft, la, NULL), STREE_OK);
+        cr_assert_eq(stree_forward_tree_host(st, &ft, la, NULL), STREE_OK);
         int32_t node = (int32_t)(rand_r(&seed) % (unsigned)t.n), path[STREE_TREE_MAX_NODES];
         int32_t len = stree_tree_path(&t, node, path), all[N_PROMPT + STREE_TREE_MAX_NODES];
         memcpy(all, prompt, sizeof prompt);

@@ -7,11 +7,11 @@ int32_t stree_argmax(const float *x, int32_t n) {
     return best;
 }
 
-int32_t stree_accept_greedy(const stree_tree *t, const float *logits, int32_t vocab, int32_t *path, int32_t *bonus) {
+int32_t stree_accept_greedy(const stree_tree *t, const int32_t *argmax, int32_t *path, int32_t *bonus) {
     int32_t len = 0, node = 0;
     path[len++] = 0;
     for (;;) {
-        int32_t want = stree_argmax(logits + (int64_t)node * vocab, vocab);
+        int32_t want = argmax[node];
         int32_t child = stree_tree_find_child(t, node, want);
         if (child < 0) {
             *bonus = want;

@@ -2,6 +2,8 @@
 #ifndef STREE_KERNELS_CPU_H
 #define STREE_KERNELS_CPU_H
 
+#include <stddef.h>
+
 #include "kernels/ops.h"
 
 #define STREE_CPU_MAX_TREE 4096 /* nodes in one forward (prefill chunk or tree) */
@@ -20,5 +22,15 @@ void stree_cpu_conv_commit(const stree_conv_commit_params *p);
 void stree_cpu_kv_commit(const stree_kv_commit_params *p);
 void stree_cpu_ffn_act(const stree_ffn_act_params *p);
 void stree_cpu_route(const stree_route_params *p);
+void stree_cpu_embed(const stree_embed_params *p);
+void stree_cpu_axpby(const stree_axpby_params *p);
+void stree_cpu_topk(const stree_topk_params *p);
+void stree_cpu_moe(const stree_moe_params *p);
+void *stree_cpu_alloc(size_t bytes);
+void stree_cpu_free(void *p);
+void stree_cpu_copy(void *dst, const void *src, size_t bytes);
+void stree_cpu_zero(void *dst, size_t bytes);
+void *stree_cpu_upload_matrix(const float *src, int64_t rows, int64_t cols);
+void stree_cpu_sync(void);
 
 #endif

@@ -4,9 +4,10 @@
 #include "kernels/cpu/cpu.h"
 
 void stree_cpu_matmul(const stree_matmul_params *p) {
-    /* Output-row outer loop: each weight row is read once and reused for all n inputs. */
+    /* fp32 weights only (the CPU backend's wtype). Output-row outer loop: each weight row is read
+     * once and reused for all n inputs. */
     for (int32_t o = 0; o < p->m; o++) {
-        const float *w = p->w + (int64_t)o * p->k;
+        const float *w = (const float *)p->w + (int64_t)o * p->k;
         float bias = p->maybe_bias ? p->maybe_bias[o] : 0.0f;
         for (int32_t i = 0; i < p->n; i++) {
             const float *x = p->x + i * p->ldx;
