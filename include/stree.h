@@ -69,6 +69,8 @@ void stree_model_free(stree_model *model);
 
 int32_t stree_model_vocab_size(const stree_model *model);
 int32_t stree_model_n_layers(const stree_model *model);
+/* "cpu" or "cuda": the backend the model was loaded on. */
+const char *stree_model_backend(const stree_model *model);
 /* The architecture string of config.json, e.g. "NemotronHForCausalLM". */
 const char *stree_model_architecture(const stree_model *model);
 /* Token ids from config.json / generation_config.json; -1 when absent. */

@@ -9,6 +9,10 @@
 
 #include "runtime/model_desc.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A token tree as the kernels see it: nodes in topological order, parent[0] = -1. A chain has
  * parent[i] = i - 1. Positions are n_past + depth[i]. */
 typedef struct stree_tree_view {
@@ -203,6 +207,8 @@ typedef struct stree_ops {
     /* a matrix in the backend's weight type, from fp32 host data [rows, cols]; NULL on failure */
     void *(*upload_matrix)(const float *src, int64_t rows, int64_t cols);
     void (*sync)(void);
+    /* NULL when every op since the last call succeeded, else a message (and the error is cleared) */
+    const char *(*take_error)(void);
     void (*embed)(const stree_embed_params *p);
     void (*axpby)(const stree_axpby_params *p);
     void (*topk)(const stree_topk_params *p);
@@ -229,4 +235,7 @@ extern const stree_ops stree_cuda_ops;
 int stree_cuda_available(void);
 #endif
 
+#ifdef __cplusplus
+}
+#endif
 #endif

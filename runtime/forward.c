@@ -6,6 +6,12 @@
 #include "runtime/error.h"
 #include "runtime/model.h"
 
+/* A failed kernel launch / device call surfaces here as STREE_ERR_BACKEND. */
+static stree_status backend_status(const stree_ops *ops) {
+    const char *err = ops->take_error ? ops->take_error() : NULL;
+    return err ? stree_fail(STREE_ERR_BACKEND, "%s backend: %s", ops->name, err) : STREE_OK;
+}
+
 /* y[:, :cols] = alpha * x + beta * y, row strides ldx / ldy */
 static void axpby(const stree_ops *ops, const float *x, int64_t ldx, float *y, int64_t ldy, int32_t n, int32_t cols,
                   float alpha, float beta) {
@@ -204,7 +210,7 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
         }
     }
     st->vc.n_nodes = n;
-    if (!want_logits) return STREE_OK;
+    if (!want_logits) return backend_status(ops);
     /* contiguous runs of requested rows, each one batched norm + lm_head */
     for (int32_t i = 0; i < n;) {
         if (maybe_rows && !maybe_rows[i]) {
@@ -218,7 +224,7 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
                D, d->vocab_size, d->logits_mult, 0);
         i = j;
     }
-    return STREE_OK;
+    return backend_status(ops);
 }
 
 stree_status stree_forward_tree_host(stree_state *st, const stree_fwd_tree *tree, float *out,
@@ -282,5 +288,5 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
     st->n_committed += len;
     st->last_token = last_token;
     st->vc.n_nodes = 0;
-    return STREE_OK;
+    return backend_status(ops);
 }

@@ -162,12 +162,19 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: out is NULL");
     *out = NULL;
     if (!dir) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: dir is NULL");
+    const stree_ops *ops = &stree_cpu_ops;
+#ifdef STREE_HAVE_CUDA
+    if (params.backend != STREE_BACKEND_CPU && stree_cuda_available()) ops = &stree_cuda_ops;
+    if (params.backend == STREE_BACKEND_CUDA && ops != &stree_cuda_ops)
+        return stree_fail(STREE_ERR_BACKEND, "the CUDA backend was asked for but no CUDA device is usable");
+#else
     if (params.backend == STREE_BACKEND_CUDA)
-        return stree_fail(STREE_ERR_UNSUPPORTED, "the CUDA backend is not available in this build (use --backend cpu)");
+        return stree_fail(STREE_ERR_UNSUPPORTED, "this build has no CUDA backend (configure with -DSTREE_CUDA=ON)");
+#endif
     stree_model *m = calloc(1, sizeof *m);
     if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
     m->params = params;
-    m->ops = &stree_cpu_ops;
+    m->ops = ops;
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     stree_status s = describe(dir, &m->desc);
     if (s == STREE_OK) s = bind_weights(m);
@@ -189,6 +196,8 @@ void stree_model_free(stree_model *model) {
     free(model->desc.layers);
     free(model);
 }
+
+const char *stree_model_backend(const stree_model *model) { return model ? model->ops->name : ""; }
 
 int32_t stree_model_vocab_size(const stree_model *model) { return model ? model->desc.vocab_size : 0; }
 int32_t stree_model_n_layers(const stree_model *model) { return model ? model->desc.n_layers : 0; }

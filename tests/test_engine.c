@@ -12,7 +12,7 @@
 static stree_model *load_dir(const char *dir) {
     stree_model *m = NULL;
     stree_model_params mp = stree_model_default_params();
-    mp.backend = STREE_BACKEND_CPU;
+    mp.backend = test_backend();
     cr_assert_eq(stree_model_load(dir, mp, &m), STREE_OK, "%s: %s", dir, stree_last_error());
     return m;
 }

@@ -18,7 +18,7 @@ STREE_FIXTURE_PARAMS(fixtures, logits)
 static stree_model *load(const char *name) {
     stree_model *m = NULL;
     stree_model_params mp = stree_model_default_params();
-    mp.backend = STREE_BACKEND_CPU;
+    mp.backend = test_backend();
     stree_status s = stree_model_load(fixture_dir(name), mp, &m);
     cr_assert_eq(s, STREE_OK, "%s: %s", name, stree_last_error());
     return m;
@@ -64,7 +64,7 @@ ParameterizedTest(fixture_param *p, fixtures, logits) {
     double err, scale;
     max_err(lg, g.logits, (size_t)g.n_input * (size_t)g.vocab, &err, &scale);
     cr_log_info("%s: max |err| %.3g, max |golden| %.3g", p->name, err, scale);
-    cr_expect_leq(err, 1e-4 * scale, "%s: max |err| %g > 1e-4 x %g", p->name, err, scale);
+    cr_expect_leq(err, test_golden_tol() * scale, "%s: max |err| %g > %g x %g", p->name, err, test_golden_tol(), scale);
     free(lg);
     golden_free(&g);
     stree_model_free(m);
@@ -73,6 +73,8 @@ ParameterizedTest(fixture_param *p, fixtures, logits) {
 STREE_FIXTURE_PARAMS(fixtures, greedy)
 
 ParameterizedTest(fixture_param *p, fixtures, greedy) {
+    if (test_backend() == STREE_BACKEND_CUDA)
+        cr_skip_test("greedy ids vs the fp32 golden: bf16 rounding can flip near-ties; CUDA checks logits only");
     golden g;
     cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
     stree_model *m = load(p->name);
@@ -104,8 +106,8 @@ ParameterizedTest(fixture_param *p, fixtures, chunking) {
     double e5, e1, scale;
     max_err(by5, whole, n, &e5, &scale);
     max_err(by1, whole, n, &e1, &scale);
-    cr_expect_leq(e5, 1e-5 * scale, "%s: chunk 5 vs whole: %g (scale %g)", p->name, e5, scale);
-    cr_expect_leq(e1, 1e-5 * scale, "%s: chunk 1 vs whole: %g (scale %g)", p->name, e1, scale);
+    cr_expect_leq(e5, test_equiv_tol() * scale, "%s: chunk 5 vs whole: %g (scale %g)", p->name, e5, scale);
+    cr_expect_leq(e1, test_equiv_tol() * scale, "%s: chunk 1 vs whole: %g (scale %g)", p->name, e1, scale);
     free(whole), free(by5), free(by1);
     golden_free(&g);
     stree_model_free(m);
@@ -123,13 +125,14 @@ static char *join_ids(const int32_t *ids, int32_t n) {
 STREE_FIXTURE_PARAMS(fixtures, cli)
 
 ParameterizedTest(fixture_param *p, fixtures, cli) {
+    if (test_backend() == STREE_BACKEND_CUDA) cr_skip_test("the CLI suite runs on the CPU backend");
     golden g;
     cr_assert_eq(golden_load(fixture_dir(p->name), &g), 0);
     const char *tmp = temp_dir();
     cr_assert_not_null(tmp);
     char *ids = join_ids(g.input_ids, g.n_input), cmd[8192], out_path[256];
     snprintf(out_path, sizeof out_path, "%s/logits.f32", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' logits --model '%s' --tokens %s --out '%s' 2>/dev/null", STREE_CLI_PATH,
+    snprintf(cmd, sizeof cmd, "'%s' logits --backend cpu --model '%s' --tokens %s --out '%s' 2>/dev/null", STREE_CLI_PATH,
              fixture_dir(p->name), ids, out_path);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     size_t n = (size_t)g.n_input * (size_t)g.vocab;
@@ -143,7 +146,7 @@ ParameterizedTest(fixture_param *p, fixtures, cli) {
     max_err(lg, g.logits, n, &err, &scale);
     cr_expect_leq(err, 1e-4 * scale, "%s: CLI logits max |err| %g", p->name, err);
 
-    snprintf(cmd, sizeof cmd, "'%s' generate --model '%s' --tokens %s --max-new %d --greedy --ids --no-eos 2>/dev/null",
+    snprintf(cmd, sizeof cmd, "'%s' generate --backend cpu --model '%s' --tokens %s --max-new %d --greedy --ids --no-eos 2>/dev/null",
              STREE_CLI_PATH, fixture_dir(p->name), ids, g.n_greedy);
     FILE *pipe = popen(cmd, "r");
     cr_assert_not_null(pipe);

@@ -16,7 +16,7 @@
 static stree_model *load(const char *name) {
     stree_model *m = NULL;
     stree_model_params mp = stree_model_default_params();
-    mp.backend = STREE_BACKEND_CPU;
+    mp.backend = test_backend();
     cr_assert_eq(stree_model_load(fixture_dir(name), mp, &m), STREE_OK, "%s: %s", name, stree_last_error());
     return m;
 }

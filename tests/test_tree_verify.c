@@ -17,7 +17,7 @@
 static stree_model *load(const char *name) {
     stree_model *m = NULL;
     stree_model_params mp = stree_model_default_params();
-    mp.backend = STREE_BACKEND_CPU;
+    mp.backend = test_backend();
     cr_assert_eq(stree_model_load(fixture_dir(name), mp, &m), STREE_OK, "%s: %s", name, stree_last_error());
     return m;
 }
@@ -73,7 +73,7 @@ ParameterizedTest(fixture_param *p, tree, chain_equals_sequential) {
     chain_logits(a, prompt, N_PROMPT, la);
     cr_assert_eq(stree_state_append(b, prompt, N_PROMPT, lb), STREE_OK);
     double e = rel_err(la, lb, (size_t)N_PROMPT * V);
-    cr_expect_leq(e, 1e-5, "%s: chain tree vs sequential: relative error %g", p->name, e);
+    cr_expect_leq(e, test_equiv_tol(), "%s: chain tree vs sequential: relative error %g", p->name, e);
     free(la), free(lb);
     stree_state_free(a), stree_state_free(b);
     stree_model_free(m);
@@ -103,7 +103,7 @@ ParameterizedTest(fixture_param *p, tree, nodes_equal_their_paths) {
             chain_logits(st, toks, len, path_logits);
             double e = rel_err(tree_logits + (int64_t)i * V, path_logits + (int64_t)(len - 1) * V, (size_t)V);
             if (e > worst) worst = e;
-            cr_expect_leq(e, 1e-5, "%s: tree %d (n %d), node %d (depth %d): relative error %g", p->name, shape, t.n,
+            cr_expect_leq(e, test_equiv_tol(), "%s: tree %d (n %d), node %d (depth %d): relative error %g", p->name, shape, t.n,
                           i, t.depth[i], e);
         }
     }
@@ -173,13 +173,13 @@ ParameterizedTest(fixture_param *p, tree, commit_equals_recompute) {
         cr_assert_eq(stree_state_append(ref, all, N_PROMPT + len, NULL), STREE_OK);
         cr_assert_eq(st->n_committed, ref->n_committed);
         double e = state_diff(st, ref);
-        cr_expect_leq(e, 1e-5, "%s: round %d: committed state vs recompute: relative error %g", p->name, round, e);
+        cr_expect_leq(e, test_equiv_tol(), "%s: round %d: committed state vs recompute: relative error %g", p->name, round, e);
         /* the next step agrees too */
         int32_t next[3] = {(int32_t)(rand_r(&seed) % (unsigned)V), 5 % V, 11 % V};
         chain_logits(st, next, 3, la);
         chain_logits(ref, next, 3, lb);
         e = rel_err(la, lb, (size_t)3 * V);
-        cr_expect_leq(e, 1e-5, "%s: round %d: next-step logits: relative error %g", p->name, round, e);
+        cr_expect_leq(e, test_equiv_tol(), "%s: round %d: next-step logits: relative error %g", p->name, round, e);
         stree_state_free(st);
         stree_state_free(ref);
     }

@@ -11,6 +11,7 @@ const stree_ops stree_cpu_ops = {
     .zero = stree_cpu_zero,
     .upload_matrix = stree_cpu_upload_matrix,
     .sync = stree_cpu_sync,
+    .take_error = NULL,
     .embed = stree_cpu_embed,
     .axpby = stree_cpu_axpby,
     .topk = stree_cpu_topk,

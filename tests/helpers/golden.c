@@ -55,6 +55,26 @@ void golden_free(golden *g) {
     memset(g, 0, sizeof *g);
 }
 
+stree_backend test_backend(void) {
+    const char *b = getenv("STREE_TEST_BACKEND");
+    return b && !strcmp(b, "cuda") ? STREE_BACKEND_CUDA : STREE_BACKEND_CPU;
+}
+
+double test_golden_tol(void) { return test_backend() == STREE_BACKEND_CUDA ? 2e-2 : 1e-4; }
+double test_equiv_tol(void) { return test_backend() == STREE_BACKEND_CUDA ? 2e-2 : 1e-5; }
+
+struct stree_model *test_load_fixture(const char *name) {
+    stree_model *m = NULL;
+    stree_model_params mp = stree_model_default_params();
+    mp.backend = test_backend();
+    stree_status s = stree_model_load(fixture_dir(name), mp, &m);
+    if (s != STREE_OK) {
+        fprintf(stderr, "loading fixture %s: %s\n", name, stree_last_error());
+        abort();
+    }
+    return m;
+}
+
 const char *fixture_dir(const char *name) {
     static char buf[1024];
     const char *root = getenv("STREE_FIXTURES"); /* another fixture folder, e.g. fresh from make_fixtures.py */

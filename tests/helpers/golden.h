@@ -18,6 +18,18 @@ typedef struct golden {
 int golden_load(const char *dir, golden *g);
 void golden_free(golden *g);
 
+/* The backend the suites run on: STREE_TEST_BACKEND=cuda selects CUDA (the GPU machine), else CPU. */
+#include "stree.h"
+stree_backend test_backend(void);
+/* Relative tolerance against fp32 references: 1e-4 on the fp32 CPU backend, 2e-2 with bf16 CUDA
+ * weights and activations. */
+double test_golden_tol(void);
+/* Tolerance for equivalences that are exact in real arithmetic (tree vs sequential): 1e-5 on CPU,
+ * 2e-2 on CUDA (bf16 GEMM inputs, batch-dependent cuBLAS kernels). */
+double test_equiv_tol(void);
+/* Loads tests/fixtures/<name> on the test backend (criterion assert on failure). */
+struct stree_model *test_load_fixture(const char *name);
+
 /* Absolute path of tests/fixtures/<name> in the source tree (static buffer). */
 const char *fixture_dir(const char *name);
 

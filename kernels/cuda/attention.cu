@@ -1,0 +1,126 @@
+// CUDA backend: RoPE, tree attention (committed prefix + ancestor-or-self tree keys, one block per
+// (node, head), warps split the keys with an online softmax), and the KV commit.
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+#define MAX_HEAD_DIM 256
+#define MAX_PATH 4096
+#define ATTN_WARPS 8
+
+__global__ void rope_kernel(stree_rope_params p) {
+    int i = blockIdx.x, h = blockIdx.y, half = p.rope_dims / 2;
+    float pos = (float)(p.n_past + p.depth[i]);
+    float *x = p.x + i * p.ldx + (int64_t)h * p.head_dim;
+    for (int d = threadIdx.x; d < half; d += blockDim.x) {
+        float inv_freq = 1.0f / powf(p.theta, (float)(2 * d) / (float)p.rope_dims);
+        float c, s;
+        sincosf(pos * inv_freq, &s, &c);
+        float a = x[d], b = x[d + half];
+        x[d] = a * c - b * s;
+        x[d + half] = b * c + a * s;
+    }
+}
+
+extern "C" void stree_cuda_rope(const stree_rope_params *p) {
+    dim3 grid(p->n, p->n_heads);
+    rope_kernel<<<grid, 64, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+// Each warp: running max m, sum l, accumulator o[hd] (hd / 32 per lane) over its keys.
+__global__ void attn_tree_kernel(stree_attn_tree_params p) {
+    __shared__ int path[MAX_PATH];
+    __shared__ int n_path;
+    __shared__ float w_m[ATTN_WARPS], w_l[ATTN_WARPS];
+    __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
+    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    if (threadIdx.x == 0) {
+        int n = 0;
+        for (int j = i; j >= 0; j = p.tree.parent[j]) path[n++] = j;
+        n_path = n;
+    }
+    __syncthreads();
+    int64_t q_row = (int64_t)p.n_heads * hd, kv_row = (int64_t)p.n_kv_heads * hd;
+    int64_t kv_off = (int64_t)(h / (p.n_heads / p.n_kv_heads)) * hd;
+    const float *q = p.q + i * q_row + (int64_t)h * hd;
+    float qr[MAX_HEAD_DIM / 32], o[MAX_HEAD_DIM / 32];
+    int per_lane = (hd + 31) / 32;
+    for (int r = 0; r < per_lane; r++) {
+        int d = lane + 32 * r;
+        qr[r] = d < hd ? q[d] : 0.0f;
+        o[r] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    int n_keys = p.n_past + n_path;
+    for (int t = warp; t < n_keys; t += n_warps) {
+        const float *k, *v;
+        if (t < p.n_past) {
+            k = p.k_cache + t * kv_row + kv_off;
+            v = p.v_cache + t * kv_row + kv_off;
+        } else {
+            int node = path[n_keys - 1 - t];
+            k = p.k_tree + node * kv_row + kv_off;
+            v = p.v_tree + node * kv_row + kv_off;
+        }
+        float dot = 0.0f;
+        for (int r = 0; r < per_lane; r++) {
+            int d = lane + 32 * r;
+            if (d < hd) dot += qr[r] * k[d];
+        }
+        float s = warp_sum(dot) * p.scale;
+        float m_new = fmaxf(m, s), corr = __expf(m - m_new), e = __expf(s - m_new);
+        l = l * corr + e;
+        for (int r = 0; r < per_lane; r++) {
+            int d = lane + 32 * r;
+            o[r] = o[r] * corr + (d < hd ? e * v[d] : 0.0f);
+        }
+        m = m_new;
+    }
+    if (lane == 0) {
+        w_m[warp] = m;
+        w_l[warp] = l;
+    }
+    for (int r = 0; r < per_lane; r++) {
+        int d = lane + 32 * r;
+        if (d < hd) w_o[warp][d] = o[r];
+    }
+    __syncthreads();
+    // combine the warps in a fixed order
+    float M = -INFINITY;
+    for (int w = 0; w < n_warps; w++) M = fmaxf(M, w_m[w]);
+    float L = 0.0f;
+    for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - M);
+    float *out = p.out + i * q_row + (int64_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int w = 0; w < n_warps; w++)
+            if (w_m[w] != -INFINITY) acc += w_o[w][d] * __expf(w_m[w] - M);
+        out[d] = acc / L;
+    }
+}
+
+extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
+    if (p->head_dim > MAX_HEAD_DIM) {
+        stree_cuda_note("attention head_dim above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+        return;
+    }
+    dim3 grid(p->tree.n, p->n_heads);
+    attn_tree_kernel<<<grid, ATTN_WARPS * 32, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+__global__ void kv_commit_kernel(stree_kv_commit_params p) {
+    int k = blockIdx.x;
+    int64_t dst = (int64_t)(p.n_past + k) * p.row, src = (int64_t)p.path[k] * p.row;
+    for (int j = threadIdx.x; j < p.row; j += blockDim.x) {
+        p.k_cache[dst + j] = p.k_tree[src + j];
+        p.v_cache[dst + j] = p.v_tree[src + j];
+    }
+}
+
+extern "C" void stree_cuda_kv_commit(const stree_kv_commit_params *p) {
+    kv_commit_kernel<<<p->len, 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}

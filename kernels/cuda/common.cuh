@@ -1,0 +1,77 @@
+// Shared by the CUDA backend's files: the stream, the cuBLAS handle, sticky error reporting.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/ops.h"
+
+cudaStream_t stree_cuda_stream(void);
+cublasHandle_t stree_cuda_blas(void);
+// Records the first failure (file:line and the CUDA / cuBLAS message) for take_error.
+void stree_cuda_note(const char *what, const char *file, int line);
+
+#define CUDA_OK(call)                                                                 \
+    do {                                                                              \
+        cudaError_t e_ = (call);                                                      \
+        if (e_ != cudaSuccess) stree_cuda_note(cudaGetErrorString(e_), __FILE__, __LINE__); \
+    } while (0)
+#define CUBLAS_OK(call)                                                               \
+    do {                                                                              \
+        cublasStatus_t s_ = (call);                                                   \
+        if (s_ != CUBLAS_STATUS_SUCCESS) stree_cuda_note(cublasGetStatusString(s_), __FILE__, __LINE__); \
+    } while (0)
+#define LAUNCHED() CUDA_OK(cudaGetLastError())
+
+static inline int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
+
+// Sum over a warp (fixed order: deterministic).
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over a block of blockDim.x threads (multiple of 32, <= 1024); every thread gets the result.
+__device__ __forceinline__ float block_sum(float v, float *smem32) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) smem32[warp] = v;
+    __syncthreads();
+    float t = lane < n_warps ? smem32[lane] : 0.0f;
+    return warp_sum(t);
+}
+
+// C entry points of each file (table.cu gathers them)
+extern "C" {
+void stree_cuda_matmul(const stree_matmul_params *p);
+void stree_cuda_rmsnorm(const stree_rmsnorm_params *p);
+void stree_cuda_gated_norm(const stree_gated_norm_params *p);
+void stree_cuda_rope(const stree_rope_params *p);
+void stree_cuda_attn_tree(const stree_attn_tree_params *p);
+void stree_cuda_conv_tree(const stree_conv_tree_params *p);
+void stree_cuda_mamba2_dt(const stree_mamba2_dt_params *p);
+void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p);
+void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p);
+void stree_cuda_conv_commit(const stree_conv_commit_params *p);
+void stree_cuda_kv_commit(const stree_kv_commit_params *p);
+void stree_cuda_ffn_act(const stree_ffn_act_params *p);
+void stree_cuda_route(const stree_route_params *p);
+void stree_cuda_embed(const stree_embed_params *p);
+void stree_cuda_axpby(const stree_axpby_params *p);
+void stree_cuda_topk(const stree_topk_params *p);
+void stree_cuda_moe(const stree_moe_params *p);
+void *stree_cuda_alloc(size_t bytes);
+void stree_cuda_free(void *p);
+void stree_cuda_upload(void *dst, const void *src, size_t bytes);
+void stree_cuda_download(void *dst, const void *src, size_t bytes);
+void stree_cuda_copy(void *dst, const void *src, size_t bytes);
+void stree_cuda_zero(void *dst, size_t bytes);
+void *stree_cuda_upload_matrix(const float *src, int64_t rows, int64_t cols);
+void stree_cuda_sync(void);
+const char *stree_cuda_take_error(void);
+}

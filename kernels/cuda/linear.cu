@@ -1,0 +1,242 @@
+// CUDA backend: dense layers (cuBLAS, bf16 weights, fp32 accumulation), FFN activations, routing,
+// routed experts, embedding, axpby and per-row top-k.
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+static __nv_bfloat16 *g_xb;  // bf16 copy of a matmul's input
+static size_t g_xb_cap;
+
+__global__ void to_bf16_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, int n, int k) {
+    int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && j < k) y[i * k + j] = __float2bfloat16(x[i * ldx + j]);
+}
+
+__global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float alpha, int n, int m) {
+    int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && j < m) y[i * ldy + j] += alpha * bias[j];
+}
+
+extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
+    cudaStream_t s = stree_cuda_stream();
+    size_t need = (size_t)p->n * (size_t)p->k;
+    if (need > g_xb_cap) {
+        if (g_xb) CUDA_OK(cudaFree(g_xb));
+        g_xb_cap = need * 2;
+        CUDA_OK(cudaMalloc(&g_xb, g_xb_cap * sizeof *g_xb));
+    }
+    dim3 grid(ceil_div(p->k, 256), p->n);
+    to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k);
+    LAUNCHED();
+    // row-major y[n, m] = x[n, k] w[m, k]^T  <=>  column-major Y (m x n) = W^T(k x m)^T X(k x n)
+    float alpha = p->alpha, beta = p->accumulate ? 1.0f : 0.0f;
+    CUBLAS_OK(cublasGemmEx(stree_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, p->m, p->n, p->k, &alpha, p->w, CUDA_R_16BF,
+                           p->k, g_xb, CUDA_R_16BF, p->k, &beta, p->y, CUDA_R_32F, (int)p->ldy, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
+    if (p->maybe_bias) {
+        dim3 g2(ceil_div(p->m, 256), p->n);
+        add_bias_kernel<<<g2, 256, 0, s>>>(p->y, p->ldy, p->maybe_bias, p->alpha, p->n, p->m);
+        LAUNCHED();
+    }
+}
+
+__global__ void ffn_act_kernel(stree_ffn_act_params p) {
+    int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.n || j >= p.d) return;
+    float up = p.up[i * p.ld + j], r;
+    if (p.act == STREE_ACT_SILU) {
+        r = silu_f(p.gate[i * p.ld + j] * p.gate_mult) * up;
+    } else {
+        float u = up > 0.0f ? up : 0.0f;
+        r = u * u;
+    }
+    p.out[i * p.d + j] = r;
+}
+
+extern "C" void stree_cuda_ffn_act(const stree_ffn_act_params *p) {
+    dim3 grid(ceil_div(p->d, 256), p->n);
+    ffn_act_kernel<<<grid, 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+__global__ void route_kernel(stree_route_params p) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.n) return;
+    const float *lg = p.logits + (int64_t)i * p.n_experts;
+    int32_t *ex = p.experts + (int64_t)i * p.top_k;
+    float *wt = p.weights + (int64_t)i * p.top_k;
+    for (int k = 0; k < p.top_k; k++) {
+        int best = -1;
+        float best_s = -INFINITY;
+        for (int e = 0; e < p.n_experts; e++) {
+            bool taken = false;
+            for (int t = 0; t < k; t++) taken |= ex[t] == e;
+            if (taken) continue;
+            float s = lg[e];
+            if (p.kind == STREE_ROUTER_SIGMOID_BIAS) s = 1.0f / (1.0f + expf(-s)) + (p.maybe_bias ? p.maybe_bias[e] : 0.0f);
+            if (best < 0 || s > best_s) {
+                best = e;
+                best_s = s;
+            }
+        }
+        ex[k] = best;
+    }
+    float sum = 0.0f;
+    if (p.kind == STREE_ROUTER_TOPK_SOFTMAX) {
+        float mx = lg[ex[0]];
+        for (int k = 0; k < p.top_k; k++) sum += (wt[k] = expf(lg[ex[k]] - mx));
+        for (int k = 0; k < p.top_k; k++) wt[k] /= sum;
+    } else if (p.kind == STREE_ROUTER_SOFTMAX_TOPK) {
+        float mx = -INFINITY, all = 0.0f;
+        for (int e = 0; e < p.n_experts; e++) mx = fmaxf(mx, lg[e]);
+        for (int e = 0; e < p.n_experts; e++) all += expf(lg[e] - mx);
+        for (int k = 0; k < p.top_k; k++) sum += (wt[k] = expf(lg[ex[k]] - mx) / all);
+        if (p.norm_topk)
+            for (int k = 0; k < p.top_k; k++) wt[k] /= sum;
+    } else {
+        for (int k = 0; k < p.top_k; k++) sum += (wt[k] = 1.0f / (1.0f + expf(-lg[ex[k]])));
+        if (p.norm_topk)
+            for (int k = 0; k < p.top_k; k++) wt[k] /= sum + 1e-20f;
+    }
+    for (int k = 0; k < p.top_k; k++) wt[k] *= p.scale;
+}
+
+extern "C" void stree_cuda_route(const stree_route_params *p) {
+    route_kernel<<<ceil_div(p->n, 64), 64, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+// dot of a bf16 weight row with an fp32 vector, by one warp
+__device__ __forceinline__ float warp_dot(const __nv_bfloat16 *w, const float *x, int k) {
+    float acc = 0.0f;
+    for (int j = threadIdx.x & 31; j < k; j += 32) acc += __bfloat162float(w[j]) * x[j];
+    return warp_sum(acc);
+}
+
+// stage 1: act[(i, slot), j] = act(gate_e[j] . x_i, up_e[j] . x_i), one warp per j
+__global__ void moe_up_kernel(stree_moe_params p) {
+    int pair = blockIdx.x, i = pair / p.top_k;
+    int j = blockIdx.y * (blockDim.x / 32) + (threadIdx.x >> 5);
+    if (j >= p.d_expert) return;
+    int e = p.experts[pair];
+    const float *x = p.x + (int64_t)i * p.d_model;
+    const __nv_bfloat16 *up = (const __nv_bfloat16 *)p.up[e] + (int64_t)j * p.d_model;
+    float u = warp_dot(up, x, p.d_model), r;
+    if (p.act == STREE_ACT_SILU) {
+        const __nv_bfloat16 *g = (const __nv_bfloat16 *)p.gate[e] + (int64_t)j * p.d_model;
+        r = silu_f(warp_dot(g, x, p.d_model)) * u;
+    } else {
+        float v = u > 0.0f ? u : 0.0f;
+        r = v * v;
+    }
+    if ((threadIdx.x & 31) == 0) p.scratch[(int64_t)pair * p.d_expert + j] = r;
+}
+
+// stage 2: out[i, d] += sum_slot w[i, slot] * down_e[d] . act[(i, slot)], one warp per d, fixed order
+__global__ void moe_down_kernel(stree_moe_params p) {
+    int i = blockIdx.x, d = blockIdx.y * (blockDim.x / 32) + (threadIdx.x >> 5);
+    if (d >= p.d_model) return;
+    float acc = 0.0f;
+    for (int slot = 0; slot < p.top_k; slot++) {
+        int pair = i * p.top_k + slot, e = p.experts[pair];
+        const __nv_bfloat16 *w = (const __nv_bfloat16 *)p.down[e] + (int64_t)d * p.d_expert;
+        acc += p.weights[pair] * warp_dot(w, p.scratch + (int64_t)pair * p.d_expert, p.d_expert);
+    }
+    if ((threadIdx.x & 31) == 0) p.out[(int64_t)i * p.d_model + d] += acc;
+}
+
+extern "C" void stree_cuda_moe(const stree_moe_params *p) {
+    cudaStream_t s = stree_cuda_stream();
+    dim3 g1(p->n * p->top_k, ceil_div(p->d_expert, 8));
+    moe_up_kernel<<<g1, 256, 0, s>>>(*p);
+    LAUNCHED();
+    dim3 g2(p->n, ceil_div(p->d_model, 8));
+    moe_down_kernel<<<g2, 256, 0, s>>>(*p);
+    LAUNCHED();
+}
+
+__global__ void embed_kernel(stree_embed_params p) {
+    int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < p.n && j < p.d) p.out[i * p.d + j] = p.table[(int64_t)p.tokens[i] * p.d + j] * p.mult;
+}
+
+extern "C" void stree_cuda_embed(const stree_embed_params *p) {
+    dim3 grid(ceil_div(p->d, 256), p->n);
+    embed_kernel<<<grid, 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+__global__ void axpby_kernel(stree_axpby_params p) {
+    int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.n || j >= p.cols) return;
+    float *y = p.y + i * p.ldy + j;
+    float v = p.alpha * p.x[i * p.ldx + j];
+    *y = p.beta == 0.0f ? v : v + p.beta * *y;
+}
+
+extern "C" void stree_cuda_axpby(const stree_axpby_params *p) {
+    dim3 grid(ceil_div(p->cols, 256), p->n);
+    axpby_kernel<<<grid, 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+// one block per row: k rounds of a block-wide argmax (ties: lower index) excluding earlier picks
+__global__ void topk_kernel(stree_topk_params p) {
+    __shared__ int chosen[16];
+    __shared__ float s_val[32];
+    __shared__ int s_idx[32];
+    __shared__ float s_sum[32];
+    const float *x = p.x + (int64_t)blockIdx.x * p.vocab;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    for (int r = 0; r < p.k; r++) {
+        float best = -INFINITY;
+        int best_i = -1;
+        for (int v = threadIdx.x; v < p.vocab; v += blockDim.x) {
+            bool taken = false;
+            for (int t = 0; t < r; t++) taken |= chosen[t] == v;
+            float xv = x[v];
+            if (!taken && (best_i < 0 || xv > best)) {
+                best = xv;
+                best_i = v;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, best, o);
+            int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+            if (oi >= 0 && (best_i < 0 || ov > best || (ov == best && oi < best_i))) {
+                best = ov;
+                best_i = oi;
+            }
+        }
+        if (lane == 0) {
+            s_val[warp] = best;
+            s_idx[warp] = best_i;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float b = s_val[0];
+            int bi = s_idx[0];
+            for (int w = 1; w < n_warps; w++)
+                if (s_idx[w] >= 0 && (bi < 0 || s_val[w] > b || (s_val[w] == b && s_idx[w] < bi))) {
+                    b = s_val[w];
+                    bi = s_idx[w];
+                }
+            chosen[r] = bi;
+            p.idx[(int64_t)blockIdx.x * p.k + r] = bi;
+        }
+        __syncthreads();
+    }
+    if (!p.logp) return;
+    float mx = x[chosen[0]], sum = 0.0f;
+    for (int v = threadIdx.x; v < p.vocab; v += blockDim.x) sum += expf(x[v] - mx);
+    sum = block_sum(sum, s_sum);
+    if (threadIdx.x == 0) {
+        float lse = mx + logf(sum);
+        for (int r = 0; r < p.k; r++) p.logp[(int64_t)blockIdx.x * p.k + r] = x[chosen[r]] - lse;
+    }
+}
+
+extern "C" void stree_cuda_topk(const stree_topk_params *p) {
+    topk_kernel<<<p->n, 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}

@@ -1,0 +1,163 @@
+// CUDA backend: tree causal conv, Mamba-2 dt, the tree scan with path-cumulative log-decays and the
+// closed-form commits (DESIGN.md §3.2–3.3). No per-node state is formed.
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+#define MAX_CONV 16
+#define MAX_STATE 256
+#define MAX_PATH 4096
+
+// one thread per (node, channel)
+__global__ void conv_tree_kernel(stree_conv_tree_params p) {
+    int i = blockIdx.y, ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= p.channels) return;
+    int node = i, d = p.tree.depth[i];
+    float acc = p.maybe_bias ? p.maybe_bias[ch] : 0.0f;
+    for (int s = p.k - 1; s >= 0; s--) {
+        float v;
+        if (node >= 0) {
+            v = p.x[node * p.ldx + ch];
+            node = p.tree.parent[node];
+        } else {
+            v = p.window[(int64_t)(s + d) * p.channels + ch];
+        }
+        acc += p.w[(int64_t)ch * p.k + s] * v;
+    }
+    p.out[(int64_t)i * p.channels + ch] = silu_f(acc);
+}
+
+extern "C" void stree_cuda_conv_tree(const stree_conv_tree_params *p) {
+    dim3 grid(ceil_div(p->channels, 128), p->tree.n);
+    conv_tree_kernel<<<grid, 128, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+// one thread per channel: the window after appending the path's inputs (oldest first)
+__global__ void conv_commit_kernel(stree_conv_commit_params p) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= p.channels) return;
+    int keep = p.k - 1;
+    float win[MAX_CONV];
+    for (int s = 0; s < keep; s++) win[s] = p.window[(int64_t)s * p.channels + ch];
+    for (int t = 0; t < p.len; t++) {
+        for (int s = 0; s + 1 < keep; s++) win[s] = win[s + 1];
+        win[keep - 1] = p.x[(int64_t)p.path[t] * p.channels + ch];
+    }
+    for (int s = 0; s < keep; s++) p.window[(int64_t)s * p.channels + ch] = win[s];
+}
+
+extern "C" void stree_cuda_conv_commit(const stree_conv_commit_params *p) {
+    if (p->k > MAX_CONV) {
+        stree_cuda_note("conv width above 16 is not supported by the CUDA backend", __FILE__, __LINE__);
+        return;
+    }
+    conv_commit_kernel<<<ceil_div(p->channels, 128), 128, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+__global__ void dt_kernel(stree_mamba2_dt_params p) {
+    int i = blockIdx.y, h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= p.n_heads) return;
+    float v = p.dt_raw[i * p.ld + h] + p.dt_bias[h];
+    v = v > 20.0f ? v : log1pf(expf(v));
+    v = fminf(fmaxf(v, p.dt_min), p.dt_max);
+    p.dt[(int64_t)i * p.n_heads + h] = v;
+}
+
+extern "C" void stree_cuda_mamba2_dt(const stree_mamba2_dt_params *p) {
+    dim3 grid(ceil_div(p->n_heads, 64), p->n);
+    dt_kernel<<<grid, 64, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}
+
+// c_i = c_parent(i) + dt_i * A_h: one thread per head walks the nodes in topological order
+__global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
+    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= p.n_heads) return;
+    float A = -expf(p.A_log[h]);
+    for (int i = 0; i < p.tree.n; i++) {
+        int par = p.tree.parent[i];
+        float base = par >= 0 ? p.c[(int64_t)par * p.n_heads + h] : 0.0f;
+        p.c[(int64_t)i * p.n_heads + h] = base + p.dt[(int64_t)i * p.n_heads + h] * A;
+    }
+}
+
+// block per (node, head); thread per head-dim element p.
+// y_i = e^{c_i} H0 C_i + sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j + D x_i
+__global__ void scan_tree_kernel(stree_mamba2_scan_params p) {
+    __shared__ float C_i[MAX_STATE];
+    __shared__ float coef[MAX_PATH];
+    __shared__ int path[MAX_PATH];
+    __shared__ int n_path;
+    __shared__ float red[32];
+    int i = blockIdx.x, h = blockIdx.y;
+    int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
+    int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
+    const float *row_i = p.xbc + (int64_t)i * conv_dim;
+    for (int n = threadIdx.x; n < N; n += blockDim.x) C_i[n] = row_i[d_inner + G * N + g * N + n];
+    if (threadIdx.x == 0) {
+        int n = 0;
+        for (int j = i; j >= 0; j = p.tree.parent[j]) path[n++] = j;
+        n_path = n;
+    }
+    __syncthreads();
+    float c_i = p.c[(int64_t)i * H + h];
+    // coefficients of the path nodes: the whole block reduces each C_i . B_j
+    for (int t = 0; t < n_path; t++) {
+        int j = path[t];
+        const float *B_j = p.xbc + (int64_t)j * conv_dim + d_inner + g * N;
+        float part = 0.0f;
+        for (int n = threadIdx.x; n < N; n += blockDim.x) part += C_i[n] * B_j[n];
+        float cb = block_sum(part, red);
+        if (threadIdx.x == 0) coef[t] = __expf(c_i - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h] * cb;
+    }
+    __syncthreads();
+    const float *H0 = p.state + (int64_t)h * P * N;
+    float decay0 = __expf(c_i);
+    for (int pp = threadIdx.x; pp < P; pp += blockDim.x) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) acc += H0[pp * N + n] * C_i[n];
+        float y = decay0 * acc + p.D[h] * row_i[h * P + pp];
+        for (int t = 0; t < n_path; t++) y += coef[t] * p.xbc[(int64_t)path[t] * conv_dim + h * P + pp];
+        p.y[(int64_t)i * d_inner + h * P + pp] = y;
+    }
+}
+
+extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
+    if (p->d_state > MAX_STATE || p->tree.n > MAX_PATH) {
+        stree_cuda_note("Mamba-2 state size above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+        return;
+    }
+    cudaStream_t s = stree_cuda_stream();
+    cumdecay_kernel<<<ceil_div(p->n_heads, 64), 64, 0, s>>>(*p);
+    LAUNCHED();
+    dim3 grid(p->tree.n, p->n_heads);
+    scan_tree_kernel<<<grid, 64, 0, s>>>(*p);
+    LAUNCHED();
+}
+
+// one thread per state element (h, p, n): S = e^{c_last} S + sum_k e^{c_last - c_k} dt_k x_k[p] B_k[n]
+__global__ void mamba2_commit_kernel(stree_mamba2_commit_params p) {
+    int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
+    int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (int64_t)H * P * N) return;
+    int h = (int)(e / ((int64_t)P * N)), pp = (int)((e / N) % P), n = (int)(e % N);
+    int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
+    int last = p.path[p.len - 1];
+    float c_last = p.c[(int64_t)last * H + h];
+    float s = p.state[e] * __expf(c_last);
+    for (int k = 0; k < p.len; k++) {
+        int j = p.path[k];
+        const float *row = p.xbc + (int64_t)j * conv_dim;
+        float coef = __expf(c_last - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h];
+        s += coef * row[h * P + pp] * row[d_inner + g * N + n];
+    }
+    p.state[e] = s;
+}
+
+extern "C" void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p) {
+    int64_t total = (int64_t)p->n_heads * p->head_dim * p->d_state;
+    mamba2_commit_kernel<<<ceil_div(total, 256), 256, 0, stree_cuda_stream()>>>(*p);
+    LAUNCHED();
+}

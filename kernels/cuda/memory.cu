@@ -1,0 +1,96 @@
+// CUDA backend: device memory, the stream and handle, error reporting.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/common.cuh"
+
+static cudaStream_t g_stream;
+static cublasHandle_t g_blas;
+static char g_error[512];
+static int g_has_error;
+
+void stree_cuda_note(const char *what, const char *file, int line) {
+    if (g_has_error) return;
+    snprintf(g_error, sizeof g_error, "CUDA: %s (%s:%d)", what, file, line);
+    g_has_error = 1;
+}
+
+extern "C" const char *stree_cuda_take_error(void) {
+    if (!g_has_error) return NULL;
+    g_has_error = 0;
+    return g_error;
+}
+
+cudaStream_t stree_cuda_stream(void) {
+    if (!g_stream) CUDA_OK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+    return g_stream;
+}
+
+cublasHandle_t stree_cuda_blas(void) {
+    if (!g_blas) {
+        CUBLAS_OK(cublasCreate(&g_blas));
+        CUBLAS_OK(cublasSetStream(g_blas, stree_cuda_stream()));
+        CUBLAS_OK(cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH));
+    }
+    return g_blas;
+}
+
+extern "C" int stree_cuda_available(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n > 0;
+}
+
+extern "C" void *stree_cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    CUDA_OK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, stree_cuda_stream()));
+    return p;
+}
+
+extern "C" void stree_cuda_free(void *p) {
+    if (!p) return;
+    CUDA_OK(cudaStreamSynchronize(stree_cuda_stream()));
+    CUDA_OK(cudaFree(p));
+}
+
+extern "C" void stree_cuda_upload(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    // the host buffer may be reused right after: copy synchronously with respect to the host
+    CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stree_cuda_stream()));
+    CUDA_OK(cudaStreamSynchronize(stree_cuda_stream()));
+}
+
+extern "C" void stree_cuda_download(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stree_cuda_stream()));
+    CUDA_OK(cudaStreamSynchronize(stree_cuda_stream()));
+}
+
+extern "C" void stree_cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) CUDA_OK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stree_cuda_stream()));
+}
+
+extern "C" void stree_cuda_zero(void *dst, size_t bytes) {
+    if (bytes) CUDA_OK(cudaMemsetAsync(dst, 0, bytes, stree_cuda_stream()));
+}
+
+extern "C" void *stree_cuda_upload_matrix(const float *src, int64_t rows, int64_t cols) {
+    size_t n = (size_t)rows * (size_t)cols;
+    __nv_bfloat16 *host = (__nv_bfloat16 *)malloc((n ? n : 1) * sizeof *host);
+    if (!host) return NULL;
+    for (size_t i = 0; i < n; i++) host[i] = __float2bfloat16(src[i]); // round to nearest even
+    void *dev = stree_cuda_alloc(n * sizeof *host);
+    if (dev) stree_cuda_upload(dev, host, n * sizeof *host);
+    free(host);
+    return dev;
+}
+
+extern "C" void stree_cuda_sync(void) { CUDA_OK(cudaStreamSynchronize(stree_cuda_stream())); }

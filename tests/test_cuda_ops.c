@@ -1,0 +1,373 @@
+/* Every CUDA op against the CPU reference op on random inputs (a fresh seed per run, printed),
+ * with the CUDA outputs poisoned (NaN) before each launch so unwritten elements fail. Skips, and says
+ * so, when the build has no CUDA backend or no device is usable. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/cpu/cpu.h"
+#include "kernels/ops.h"
+
+#ifdef STREE_HAVE_CUDA
+
+static unsigned seed;
+static const stree_ops *G = &stree_cuda_ops;
+
+static void setup(void) {
+    if (!stree_cuda_available()) cr_skip_test("no CUDA device: the CUDA op tests need the GPU machine");
+    seed = (unsigned)time(NULL) ^ (unsigned)clock();
+    cr_log_info("seed %u", seed);
+}
+
+static float frand(void) { return (float)rand_r(&seed) / (float)RAND_MAX * 2.0f - 1.0f; }
+
+static float *rnd(size_t n, float scale) {
+    float *x = malloc(n * sizeof *x + 4);
+    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+    return x;
+}
+
+static float bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void *dev(const void *host, size_t bytes) {
+    void *d = G->alloc(bytes);
+    cr_assert_not_null(d);
+    G->upload(d, host, bytes);
+    return d;
+}
+
+static float *poisoned(size_t n) {
+    float *h = malloc(n * sizeof *h + 4);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    float *d = dev(h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+/* downloads n floats of d and compares with ref: max |a - b| <= tol * max(max |ref|, 1) */
+static void expect_close(const char *what, const float *d, const float *ref, size_t n, double tol) {
+    float *h = malloc(n * sizeof *h + 4);
+    G->download(h, d, n * sizeof *h);
+    cr_assert_null(G->take_error(), "%s: a CUDA call failed", what);
+    double err = 0.0, scale = 1.0;
+    size_t bad = n;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)h[i] - (double)ref[i]);
+        if (isnan(h[i]) && bad == n) bad = i;
+        if (e > err) err = e;
+        if (fabs((double)ref[i]) > scale) scale = fabs((double)ref[i]);
+    }
+    cr_expect_eq(bad, n, "%s: element %zu is NaN (unwritten?)", what, bad);
+    cr_expect_leq(err, tol * scale, "%s: max |err| %g > %g x %g (seed %u)", what, err, tol, scale, seed);
+    free(h);
+}
+
+TestSuite(cuda_ops, .init = setup);
+
+Test(cuda_ops, matmul) {
+    int32_t n = 7, k = 200, m = 96;
+    int64_t ldx = 210, ldy = 100;
+    float *x = rnd((size_t)n * ldx, 1.0f), *w = rnd((size_t)m * k, 0.2f), *b = rnd((size_t)m, 1.0f);
+    float *y0 = rnd((size_t)n * ldy, 1.0f);
+    /* the CUDA path rounds x and w to bf16: give the reference the same operands */
+    float *xr = malloc((size_t)n * ldx * 4), *wr = malloc((size_t)m * k * 4), *yr = malloc((size_t)n * ldy * 4);
+    for (size_t i = 0; i < (size_t)n * ldx; i++) xr[i] = bf16_round(x[i]);
+    for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
+    for (int acc = 0; acc < 2; acc++) {
+        memcpy(yr, y0, (size_t)n * ldy * 4);
+        stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = b, .y = yr, .n = n, .k = k,
+                                 .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f, .accumulate = acc};
+        stree_cpu_matmul(&p);
+        float *dx = dev(x, (size_t)n * ldx * 4), *db = dev(b, (size_t)m * 4), *dy = dev(y0, (size_t)n * ldy * 4);
+        void *dw = G->upload_matrix(w, m, k);
+        stree_matmul_params q = p;
+        q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = db, q.y = dy;
+        G->matmul(&q);
+        expect_close(acc ? "matmul (accumulate)" : "matmul", dy, yr, (size_t)n * ldy, 1e-4);
+        G->free(dx), G->free(db), G->free(dy), G->free(dw);
+    }
+    free(x), free(w), free(b), free(y0), free(xr), free(wr), free(yr);
+}
+
+Test(cuda_ops, rmsnorm_and_gated_norm) {
+    int32_t n = 5, dim = 96;
+    float *x = rnd((size_t)n * dim, 2.0f), *w = rnd((size_t)dim, 1.0f), *z = rnd((size_t)n * 2 * dim, 2.0f);
+    float *ref = malloc((size_t)n * dim * 4);
+    for (int kind = 0; kind < 2; kind++) {
+        stree_rmsnorm_params p = {.x = x, .maybe_w = w, .y = ref, .n = n, .dim = dim, .ldx = dim, .ldy = dim,
+                                  .eps = 1e-5f, .kind = kind ? STREE_NORM_RMS_OFFSET : STREE_NORM_RMS};
+        stree_cpu_rmsnorm(&p);
+        float *dx = dev(x, (size_t)n * dim * 4), *dw = dev(w, (size_t)dim * 4), *dy = poisoned((size_t)n * dim);
+        stree_rmsnorm_params q = p;
+        q.x = dx, q.maybe_w = dw, q.y = dy;
+        G->rmsnorm(&q);
+        expect_close("rmsnorm", dy, ref, (size_t)n * dim, 1e-5);
+        G->free(dx), G->free(dw), G->free(dy);
+    }
+    /* gated norms: no weight; gate-then-norm full and grouped; norm-before-gate grouped */
+    int variants[4][3] = {{0, 1, 0}, {1, 1, 0}, {1, 3, 0}, {1, 2, 1}};
+    for (int v = 0; v < 4; v++) {
+        stree_gated_norm_params p = {.y = x, .z = z, .maybe_w = variants[v][0] ? w : NULL, .out = ref, .n = n,
+                                     .dim = dim, .groups = variants[v][1], .norm_before_gate = variants[v][2],
+                                     .ldz = 2 * dim, .eps = 1e-5f};
+        stree_cpu_gated_norm(&p);
+        float *dy = dev(x, (size_t)n * dim * 4), *dz = dev(z, (size_t)n * 2 * dim * 4), *dw = dev(w, (size_t)dim * 4);
+        float *dout = poisoned((size_t)n * dim);
+        stree_gated_norm_params q = p;
+        q.y = dy, q.z = dz, q.maybe_w = variants[v][0] ? dw : NULL, q.out = dout;
+        G->gated_norm(&q);
+        expect_close("gated_norm", dout, ref, (size_t)n * dim, 1e-5);
+        G->free(dy), G->free(dz), G->free(dw), G->free(dout);
+    }
+    free(x), free(w), free(z), free(ref);
+}
+
+/* a random tree of n nodes (topological), depths filled */
+static void random_tree(int32_t n, int32_t *parent, int32_t *depth) {
+    parent[0] = -1;
+    depth[0] = 0;
+    for (int32_t i = 1; i < n; i++) {
+        parent[i] = (int32_t)(rand_r(&seed) % (unsigned)i);
+        depth[i] = depth[parent[i]] + 1;
+    }
+}
+
+Test(cuda_ops, rope_and_attention) {
+    int32_t n = 23, nh = 4, nkv = 2, hd = 48, n_past = 37;
+    int32_t parent[64], depth[64];
+    random_tree(n, parent, depth);
+    float *q = rnd((size_t)n * nh * hd, 1.0f), *kt = rnd((size_t)n * nkv * hd, 1.0f), *vt = rnd((size_t)n * nkv * hd, 1.0f);
+    float *kc = rnd((size_t)n_past * nkv * hd, 1.0f), *vc = rnd((size_t)n_past * nkv * hd, 1.0f);
+    float *qr = malloc((size_t)n * nh * hd * 4), *out = malloc((size_t)n * nh * hd * 4), *scr = malloc(1024 * 4);
+    memcpy(qr, q, (size_t)n * nh * hd * 4);
+    stree_rope_params rp = {.x = qr, .n = n, .n_heads = nh, .head_dim = hd, .rope_dims = 32, .ldx = nh * hd,
+                            .n_past = n_past, .depth = depth, .theta = 10000.0f};
+    stree_cpu_rope(&rp);
+    int32_t *dparent = dev(parent, (size_t)n * 4), *ddepth = dev(depth, (size_t)n * 4);
+    float *dq = dev(q, (size_t)n * nh * hd * 4);
+    stree_rope_params rq = rp;
+    rq.x = dq, rq.depth = ddepth;
+    G->rope(&rq);
+    expect_close("rope", dq, qr, (size_t)n * nh * hd, 1e-5);
+    stree_tree_view tv = {.n = n, .parent = parent, .depth = depth};
+    stree_attn_tree_params ap = {.q = qr, .k_cache = kc, .v_cache = vc, .k_tree = kt, .v_tree = vt, .out = out,
+                                 .tree = tv, .n_past = n_past, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
+                                 .scale = 0.15f, .scratch = scr};
+    stree_cpu_attn_tree(&ap);
+    float *dkc = dev(kc, (size_t)n_past * nkv * hd * 4), *dvc = dev(vc, (size_t)n_past * nkv * hd * 4);
+    float *dkt = dev(kt, (size_t)n * nkv * hd * 4), *dvt = dev(vt, (size_t)n * nkv * hd * 4);
+    float *dout = poisoned((size_t)n * nh * hd);
+    stree_attn_tree_params aq = ap;
+    aq.q = dq, aq.k_cache = dkc, aq.v_cache = dvc, aq.k_tree = dkt, aq.v_tree = dvt, aq.out = dout;
+    aq.tree.parent = dparent, aq.tree.depth = ddepth, aq.scratch = NULL;
+    G->attn_tree(&aq);
+    expect_close("attn_tree", dout, out, (size_t)n * nh * hd, 1e-5);
+    /* kv commit of a root-to-node path */
+    int32_t path[64], len = 0;
+    for (int32_t j = n - 1; j >= 0; j = parent[j]) path[len++] = j;
+    for (int32_t a = 0, b = len - 1; a < b; a++, b--) {
+        int32_t t = path[a];
+        path[a] = path[b];
+        path[b] = t;
+    }
+    int32_t *dpath = dev(path, (size_t)len * 4);
+    float *kc2 = malloc((size_t)(n_past + len) * nkv * hd * 4), *vc2 = malloc((size_t)(n_past + len) * nkv * hd * 4);
+    memcpy(kc2, kc, (size_t)n_past * nkv * hd * 4);
+    memcpy(vc2, vc, (size_t)n_past * nkv * hd * 4);
+    float *dkc2 = dev(kc2, (size_t)(n_past + len) * nkv * hd * 4), *dvc2 = dev(vc2, (size_t)(n_past + len) * nkv * hd * 4);
+    stree_kv_commit_params kp = {.k_cache = kc2, .v_cache = vc2, .k_tree = kt, .v_tree = vt, .path = path, .len = len,
+                                 .n_past = n_past, .row = nkv * hd};
+    stree_cpu_kv_commit(&kp);
+    stree_kv_commit_params kq = kp;
+    kq.k_cache = dkc2, kq.v_cache = dvc2, kq.k_tree = dkt, kq.v_tree = dvt, kq.path = dpath;
+    G->kv_commit(&kq);
+    expect_close("kv_commit k", dkc2, kc2, (size_t)(n_past + len) * nkv * hd, 0);
+    expect_close("kv_commit v", dvc2, vc2, (size_t)(n_past + len) * nkv * hd, 0);
+    void *bufs[] = {dparent, ddepth, dq, dkc, dvc, dkt, dvt, dout, dpath, dkc2, dvc2};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) G->free(bufs[i]);
+    free(q), free(kt), free(vt), free(kc), free(vc), free(qr), free(out), free(scr), free(kc2), free(vc2);
+}
+
+Test(cuda_ops, mamba2_tree_ops) {
+    int32_t n = 29, H = 6, P = 8, G_ = 2, N = 16, K = 4;
+    int32_t d_inner = H * P, Cd = d_inner + 2 * G_ * N, ip = 2 * d_inner + 2 * G_ * N + H;
+    int32_t parent[64], depth[64];
+    random_tree(n, parent, depth);
+    float *xpre = rnd((size_t)n * Cd, 1.0f), *win = rnd((size_t)(K - 1) * Cd, 1.0f), *cw = rnd((size_t)Cd * K, 0.5f);
+    float *cb = rnd((size_t)Cd, 0.5f), *proj = rnd((size_t)n * ip, 2.0f), *dtb = rnd((size_t)H, 1.0f);
+    float *A_log = rnd((size_t)H, 1.0f), *Dp = rnd((size_t)H, 1.0f), *state = rnd((size_t)H * P * N, 1.0f);
+    float *xbc = malloc((size_t)n * Cd * 4), *dt = malloc((size_t)n * H * 4), *c = malloc((size_t)n * H * 4);
+    float *y = malloc((size_t)n * d_inner * 4);
+    int32_t *dparent = dev(parent, (size_t)n * 4), *ddepth = dev(depth, (size_t)n * 4);
+    stree_tree_view tv = {.n = n, .parent = parent, .depth = depth}, dtv = {.n = n, .parent = dparent, .depth = ddepth};
+    stree_conv_tree_params cp = {.x = xpre, .window = win, .w = cw, .maybe_bias = cb, .out = xbc, .tree = tv,
+                                 .channels = Cd, .k = K, .ldx = Cd};
+    stree_cpu_conv_tree(&cp);
+    float *dxpre = dev(xpre, (size_t)n * Cd * 4), *dwin = dev(win, (size_t)(K - 1) * Cd * 4);
+    float *dcw = dev(cw, (size_t)Cd * K * 4), *dcb = dev(cb, (size_t)Cd * 4), *dxbc = poisoned((size_t)n * Cd);
+    stree_conv_tree_params cq = cp;
+    cq.x = dxpre, cq.window = dwin, cq.w = dcw, cq.maybe_bias = dcb, cq.out = dxbc, cq.tree = dtv;
+    G->conv_tree(&cq);
+    expect_close("conv_tree", dxbc, xbc, (size_t)n * Cd, 1e-5);
+    stree_mamba2_dt_params dp = {.dt_raw = proj + 2 * d_inner + 2 * G_ * N, .dt_bias = dtb, .dt = dt, .n = n,
+                                 .n_heads = H, .ld = ip, .dt_min = 0.01f, .dt_max = 1.5f};
+    stree_cpu_mamba2_dt(&dp);
+    float *dproj = dev(proj, (size_t)n * ip * 4), *ddtb = dev(dtb, (size_t)H * 4), *ddt = poisoned((size_t)n * H);
+    stree_mamba2_dt_params dq = dp;
+    dq.dt_raw = dproj + 2 * d_inner + 2 * G_ * N, dq.dt_bias = ddtb, dq.dt = ddt;
+    G->mamba2_dt(&dq);
+    expect_close("mamba2_dt", ddt, dt, (size_t)n * H, 1e-5);
+    stree_mamba2_scan_params sp = {.xbc = xbc, .dt = dt, .A_log = A_log, .D = Dp, .state = state, .c = c, .y = y,
+                                   .tree = tv, .n_heads = H, .head_dim = P, .n_groups = G_, .d_state = N};
+    stree_cpu_mamba2_scan_tree(&sp);
+    float *dA = dev(A_log, (size_t)H * 4), *dD = dev(Dp, (size_t)H * 4), *dstate = dev(state, (size_t)H * P * N * 4);
+    float *dc = poisoned((size_t)n * H), *dy = poisoned((size_t)n * d_inner);
+    stree_mamba2_scan_params sq = sp;
+    sq.xbc = dxbc, sq.dt = ddt, sq.A_log = dA, sq.D = dD, sq.state = dstate, sq.c = dc, sq.y = dy, sq.tree = dtv;
+    G->mamba2_scan_tree(&sq);
+    expect_close("mamba2 c", dc, c, (size_t)n * H, 1e-5);
+    expect_close("mamba2_scan_tree", dy, y, (size_t)n * d_inner, 1e-4);
+    int32_t path[64], len = 0;
+    for (int32_t j = n - 1; j >= 0; j = parent[j]) path[len++] = j;
+    for (int32_t a = 0, b = len - 1; a < b; a++, b--) {
+        int32_t t = path[a];
+        path[a] = path[b];
+        path[b] = t;
+    }
+    int32_t *dpath = dev(path, (size_t)len * 4);
+    stree_mamba2_commit_params mp = {.state = state, .xbc = xbc, .dt = dt, .c = c, .path = path, .len = len,
+                                     .n_heads = H, .head_dim = P, .n_groups = G_, .d_state = N};
+    stree_cpu_mamba2_commit(&mp);
+    stree_mamba2_commit_params mq = mp;
+    mq.state = dstate, mq.xbc = dxbc, mq.dt = ddt, mq.c = dc, mq.path = dpath;
+    G->mamba2_commit(&mq);
+    expect_close("mamba2_commit", dstate, state, (size_t)H * P * N, 1e-4);
+    stree_conv_commit_params ccp = {.window = win, .x = xpre, .path = path, .len = len, .channels = Cd, .k = K};
+    stree_cpu_conv_commit(&ccp);
+    stree_conv_commit_params ccq = ccp;
+    ccq.window = dwin, ccq.x = dxpre, ccq.path = dpath;
+    G->conv_commit(&ccq);
+    expect_close("conv_commit", dwin, win, (size_t)(K - 1) * Cd, 0);
+    void *bufs[] = {dparent, ddepth, dxpre, dwin, dcw, dcb, dxbc, dproj, ddtb, ddt, dA, dD, dstate, dc, dy, dpath};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) G->free(bufs[i]);
+    free(xpre), free(win), free(cw), free(cb), free(proj), free(dtb), free(A_log), free(Dp), free(state);
+    free(xbc), free(dt), free(c), free(y);
+}
+
+Test(cuda_ops, elementwise_route_topk_moe) {
+    int32_t n = 9, d = 70, V = 333, E = 6, top_k = 2, D = 40, F = 24;
+    /* ffn_act */
+    float *g = rnd((size_t)n * d, 3.0f), *u = rnd((size_t)n * d, 3.0f), *ref = malloc((size_t)n * d * 4);
+    for (int act = 0; act < 2; act++) {
+        stree_ffn_act_params p = {.gate = g, .up = u, .out = ref, .n = n, .d = d, .ld = d,
+                                  .act = act ? STREE_ACT_RELU2 : STREE_ACT_SILU, .gate_mult = 0.8f};
+        stree_cpu_ffn_act(&p);
+        float *dg = dev(g, (size_t)n * d * 4), *du = dev(u, (size_t)n * d * 4), *dout = poisoned((size_t)n * d);
+        stree_ffn_act_params q = p;
+        q.gate = dg, q.up = du, q.out = dout;
+        G->ffn_act(&q);
+        expect_close("ffn_act", dout, ref, (size_t)n * d, 1e-5);
+        G->free(dg), G->free(du), G->free(dout);
+    }
+    /* axpby, embed */
+    stree_axpby_params ap = {.x = g, .y = ref, .n = n, .cols = d - 3, .ldx = d, .ldy = d, .alpha = 0.3f, .beta = 1.0f};
+    memcpy(ref, u, (size_t)n * d * 4);
+    stree_cpu_axpby(&ap);
+    float *dg = dev(g, (size_t)n * d * 4), *dref = dev(u, (size_t)n * d * 4);
+    stree_axpby_params aq = ap;
+    aq.x = dg, aq.y = dref;
+    G->axpby(&aq);
+    expect_close("axpby", dref, ref, (size_t)n * d, 1e-6);
+    int32_t tokens[9] = {3, 0, 332, 17, 17, 200, 1, 99, 45};
+    float *table = rnd((size_t)V * d, 1.0f), *emb = malloc((size_t)n * d * 4);
+    stree_embed_params ep = {.tokens = tokens, .table = table, .out = emb, .n = n, .d = d, .mult = 1.5f};
+    stree_cpu_embed(&ep);
+    int32_t *dtok = dev(tokens, sizeof tokens);
+    float *dtable = dev(table, (size_t)V * d * 4), *demb = poisoned((size_t)n * d);
+    stree_embed_params eq = ep;
+    eq.tokens = dtok, eq.table = dtable, eq.out = demb;
+    G->embed(&eq);
+    expect_close("embed", demb, emb, (size_t)n * d, 0);
+    /* topk with log-probs (ties planted) */
+    float *lg = rnd((size_t)n * V, 5.0f);
+    lg[10] = lg[11] = 9.0f;
+    int32_t idx[9 * 4], didx_h[9 * 4];
+    float logp[9 * 4];
+    stree_topk_params tp = {.x = lg, .idx = idx, .logp = logp, .n = n, .vocab = V, .k = 4};
+    stree_cpu_topk(&tp);
+    float *dlg = dev(lg, (size_t)n * V * 4), *dlogp = poisoned((size_t)n * 4);
+    int32_t *didx = G->alloc(sizeof idx);
+    stree_topk_params tq = tp;
+    tq.x = dlg, tq.idx = didx, tq.logp = dlogp;
+    G->topk(&tq);
+    G->download(didx_h, didx, sizeof idx);
+    for (int i = 0; i < n * 4; i++) cr_expect_eq(didx_h[i], idx[i], "topk index %d: %d vs %d", i, didx_h[i], idx[i]);
+    expect_close("topk logp", dlogp, logp, (size_t)n * 4, 1e-5);
+    /* routing, all three kinds */
+    float *rl = rnd((size_t)n * E, 2.0f), *rb = rnd((size_t)E, 0.5f), rw[9 * 2];
+    int32_t re[9 * 2], dre_h[9 * 2];
+    for (int kind = 0; kind < 3; kind++) {
+        stree_route_params rp = {.logits = rl, .maybe_bias = rb, .experts = re, .weights = rw, .n = n, .n_experts = E,
+                                 .top_k = top_k, .norm_topk = 1, .kind = (stree_router_kind)kind, .scale = 1.3f};
+        stree_cpu_route(&rp);
+        float *drl = dev(rl, (size_t)n * E * 4), *drb = dev(rb, (size_t)E * 4), *drw = poisoned((size_t)n * top_k);
+        int32_t *dre = G->alloc(sizeof re);
+        stree_route_params rq = rp;
+        rq.logits = drl, rq.maybe_bias = drb, rq.experts = dre, rq.weights = drw;
+        G->route(&rq);
+        G->download(dre_h, dre, sizeof re);
+        for (int i = 0; i < n * top_k; i++) cr_expect_eq(dre_h[i], re[i], "route kind %d slot %d", kind, i);
+        expect_close("route weights", drw, rw, (size_t)n * top_k, 1e-5);
+        G->free(drl), G->free(drb), G->free(drw), G->free(dre);
+    }
+    /* routed experts on bf16 weights (reference on bf16-rounded weights) */
+    for (int act = 0; act < 2; act++) {
+        const void *hg[6], *hu[6], *hd[6], *dtab_h[18];
+        float *wg[6], *wu[6], *wd[6];
+        for (int e = 0; e < E; e++) {
+            wg[e] = rnd((size_t)F * D, 0.3f), wu[e] = rnd((size_t)F * D, 0.3f), wd[e] = rnd((size_t)D * F, 0.3f);
+            dtab_h[e] = G->upload_matrix(wg[e], F, D);
+            dtab_h[E + e] = G->upload_matrix(wu[e], F, D);
+            dtab_h[2 * E + e] = G->upload_matrix(wd[e], D, F);
+            for (int i = 0; i < F * D; i++) wg[e][i] = bf16_round(wg[e][i]), wu[e][i] = bf16_round(wu[e][i]);
+            for (int i = 0; i < D * F; i++) wd[e][i] = bf16_round(wd[e][i]);
+            hg[e] = wg[e], hu[e] = wu[e], hd[e] = wd[e];
+        }
+        float *x = rnd((size_t)n * D, 1.0f), *out = rnd((size_t)n * D, 1.0f), *scr = malloc((size_t)3 * F * 4);
+        float *dxm = dev(x, (size_t)n * D * 4), *dout = dev(out, (size_t)n * D * 4);
+        float *dscr = G->alloc((size_t)n * top_k * 3 * F * 4);
+        int32_t *dre = dev(re, sizeof re);
+        float *drw = dev(rw, sizeof rw);
+        const void **dtab = dev(dtab_h, sizeof dtab_h);
+        stree_moe_params mp = {.x = x, .experts = re, .weights = rw, .gate = hg, .up = hu, .down = hd,
+                               .wtype = STREE_WTYPE_F32, .out = out, .scratch = scr, .n = n, .d_model = D,
+                               .d_expert = F, .top_k = top_k, .act = act ? STREE_ACT_RELU2 : STREE_ACT_SILU};
+        stree_cpu_moe(&mp);
+        stree_moe_params mq = mp;
+        mq.x = dxm, mq.experts = dre, mq.weights = drw, mq.gate = dtab, mq.up = dtab + E, mq.down = dtab + 2 * E;
+        mq.wtype = STREE_WTYPE_BF16, mq.out = dout, mq.scratch = dscr;
+        G->moe(&mq);
+        expect_close("moe", dout, out, (size_t)n * D, 1e-4);
+        for (int e = 0; e < 3 * E; e++) G->free((void *)dtab_h[e]);
+        for (int e = 0; e < E; e++) free(wg[e]), free(wu[e]), free(wd[e]);
+        G->free(dxm), G->free(dout), G->free(dscr), G->free(dre), G->free(drw), G->free((void *)dtab);
+        free(x), free(out), free(scr);
+    }
+    G->free(dg), G->free(dref), G->free(dtok), G->free(dtable), G->free(demb), G->free(dlg), G->free(dlogp),
+        G->free(didx);
+    free(g), free(u), free(ref), free(table), free(emb), free(lg), free(rl), free(rb);
+}
+
+#else
+Test(cuda_ops, not_built) { cr_skip_test("this build has no CUDA backend (configure with -DSTREE_CUDA=ON)"); }
+#endif

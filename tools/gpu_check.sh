@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# On the GPU machine: build with CUDA (sm_90), run every CUDA op against the CPU op, then every
+# suite on the CUDA backend and on the CPU backend. Logs go to $OUT (or ./gpu-logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/device.txt" 2>&1
+cmake -S . -B build-gpu -DSTREE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log" 2>&1
+cmake --build build-gpu -j16 > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+cd build-gpu
+./test_cuda_ops --verbose > "../$out/cuda_ops.log" 2>&1; echo "cuda_ops rc=$?"
+tail -3 "../$out/cuda_ops.log"
+STREE_TEST_BACKEND=cuda ctest -j4 --output-on-failure > "../$out/ctest_cuda.log" 2>&1; echo "ctest cuda rc=$?"
+tail -15 "../$out/ctest_cuda.log"
+STREE_TEST_BACKEND=cpu ctest -j8 > "../$out/ctest_cpu.log" 2>&1; echo "ctest cpu rc=$?"
+tail -4 "../$out/ctest_cpu.log"
