@@ -66,6 +66,10 @@ stree_model_params stree_model_default_params(void);
  * Qwen3ForCausalLM. On failure *out is NULL. */
 stree_status stree_model_load(const char *dir, stree_model_params params, stree_model **out);
 void stree_model_free(stree_model *model);
+/* A model with the architecture and shapes of a config.json file and random weights (seeded; the
+ * same values on every backend up to bf16 rounding): for benchmarks of real shapes. */
+stree_status stree_model_create_random(const char *config_path, uint64_t seed, stree_model_params params,
+                                       stree_model **out);
 
 int32_t stree_model_vocab_size(const stree_model *model);
 int32_t stree_model_n_layers(const stree_model *model);

@@ -194,6 +194,20 @@ typedef struct stree_moe_params {
     stree_act act;
 } stree_moe_params;
 
+/* The random value in [0, 1) of element i of stream `seed` (splitmix64), shared by the backends. */
+#ifdef __CUDACC__
+#define STREE_HOST_DEVICE __host__ __device__
+#else
+#define STREE_HOST_DEVICE
+#endif
+static inline STREE_HOST_DEVICE float stree_random_unit(uint64_t seed, uint64_t i) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + i + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
 typedef struct stree_ops {
     const char *name;
     stree_wtype wtype;       /* how this backend stores weight matrices */
@@ -206,6 +220,10 @@ typedef struct stree_ops {
     void (*zero)(void *dst, size_t bytes);
     /* a matrix in the backend's weight type, from fp32 host data [rows, cols]; NULL on failure */
     void *(*upload_matrix)(const float *src, int64_t rows, int64_t cols);
+    /* random weights for benchmarks (same values on every backend up to the weight type):
+     * a matrix uniform in +-1/sqrt(cols), a vector uniform in [lo, hi); NULL on failure */
+    void *(*random_matrix)(int64_t rows, int64_t cols, uint64_t seed);
+    float *(*random_vector)(int64_t n, uint64_t seed, float lo, float hi);
     void (*sync)(void);
     /* NULL when every op since the last call succeeded, else a message (and the error is cleared) */
     const char *(*take_error)(void);

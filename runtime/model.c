@@ -100,9 +100,8 @@ stree_status stree_json_load(const char *path, cJSON **out) {
     return STREE_OK;
 }
 
-static stree_status describe(const char *dir, stree_model_desc *desc) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/config.json", dir);
+/* config.json at `path` -> description */
+static stree_status describe(const char *path, stree_model_desc *desc) {
     cJSON *root;
     STREE_TRY(stree_json_load(path, &root));
     stree_cfg cfg = {.root = root, .path = path};
@@ -158,27 +157,66 @@ static void read_generation_eos(stree_model *m) {
     cJSON_Delete(root);
 }
 
+static stree_status pick_backend(stree_backend backend, const stree_ops **out) {
+    const stree_ops *ops = &stree_cpu_ops;
+#ifdef STREE_HAVE_CUDA
+    if (backend != STREE_BACKEND_CPU && stree_cuda_available()) ops = &stree_cuda_ops;
+    if (backend == STREE_BACKEND_CUDA && ops != &stree_cuda_ops)
+        return stree_fail(STREE_ERR_BACKEND, "the CUDA backend was asked for but no CUDA device is usable");
+#else
+    if (backend == STREE_BACKEND_CUDA)
+        return stree_fail(STREE_ERR_UNSUPPORTED, "this build has no CUDA backend (configure with -DSTREE_CUDA=ON)");
+#endif
+    *out = ops;
+    return STREE_OK;
+}
+
+stree_status stree_model_create_random(const char *config_path, uint64_t seed, stree_model_params params,
+                                       stree_model **out) {
+    if (!out || !config_path) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_create_random: bad arguments");
+    *out = NULL;
+    const stree_ops *ops;
+    STREE_TRY(pick_backend(params.backend, &ops));
+    stree_model *m = calloc(1, sizeof *m);
+    if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
+    m->params = params;
+    m->ops = ops;
+    snprintf(m->dir, sizeof m->dir, "%s", config_path);
+    stree_status s = describe(config_path, &m->desc);
+    if (s == STREE_OK) {
+        m->weights.layers = calloc((size_t)m->desc.n_layers, sizeof *m->weights.layers);
+        if (!m->weights.layers) s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    if (s == STREE_OK) {
+        stree_wbinder b = {.ckpt = NULL, .w = &m->weights, .random = 1};
+        s = stree_family_find(m->desc.architecture)->bind(&b, &m->desc, &m->weights);
+    }
+    if (s == STREE_OK) s = stree_weights_to_backend(m, 1, seed);
+    if (s != STREE_OK) {
+        stree_fail_context(s, "random model from '%s'", config_path);
+        stree_model_free(m);
+        return s;
+    }
+    *out = m;
+    return STREE_OK;
+}
+
 stree_status stree_model_load(const char *dir, stree_model_params params, stree_model **out) {
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: out is NULL");
     *out = NULL;
     if (!dir) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: dir is NULL");
-    const stree_ops *ops = &stree_cpu_ops;
-#ifdef STREE_HAVE_CUDA
-    if (params.backend != STREE_BACKEND_CPU && stree_cuda_available()) ops = &stree_cuda_ops;
-    if (params.backend == STREE_BACKEND_CUDA && ops != &stree_cuda_ops)
-        return stree_fail(STREE_ERR_BACKEND, "the CUDA backend was asked for but no CUDA device is usable");
-#else
-    if (params.backend == STREE_BACKEND_CUDA)
-        return stree_fail(STREE_ERR_UNSUPPORTED, "this build has no CUDA backend (configure with -DSTREE_CUDA=ON)");
-#endif
+    const stree_ops *ops;
+    STREE_TRY(pick_backend(params.backend, &ops));
     stree_model *m = calloc(1, sizeof *m);
     if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
     m->params = params;
     m->ops = ops;
     snprintf(m->dir, sizeof m->dir, "%s", dir);
-    stree_status s = describe(dir, &m->desc);
+    char config[1024];
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    stree_status s = describe(config, &m->desc);
     if (s == STREE_OK) s = bind_weights(m);
-    if (s == STREE_OK) s = stree_weights_to_backend(m);
+    if (s == STREE_OK) s = stree_weights_to_backend(m, 0, 0);
     if (s != STREE_OK) {
         stree_fail_context(s, "loading model '%s'", dir);
         stree_model_free(m);

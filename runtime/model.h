@@ -13,6 +13,8 @@ struct stree_model {
     stree_weights dw;           /* the backend's copy (CPU: the same arrays); matrix fields point to
                                  * data of ops->wtype; mlp.expert_table is a device array */
     void **dev_allocs;          /* backend buffers owned by dw */
+    size_t weight_bytes;        /* backend bytes one decode step reads (matrices + vectors; one
+                                 * embedding row; top_k of the experts) */
     int32_t n_dev_allocs, cap_dev_allocs;
     const stree_ops *ops;
     stree_model_params params;
@@ -20,7 +22,7 @@ struct stree_model {
 };
 
 /* Builds model->dw for model->ops from the host weights; frees it. */
-stree_status stree_weights_to_backend(stree_model *m);
+stree_status stree_weights_to_backend(stree_model *m, int random, uint64_t seed);
 void stree_weights_backend_free(stree_model *m);
 
 /* Small vectors cached per tree node during a forward; the commit reads them (DESIGN.md §2).

@@ -37,11 +37,19 @@ static void shape_str(char *buf, size_t cap, int32_t ndim, const int64_t *shape)
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-int stree_bind_has(const stree_wbinder *b, const char *name) { return stree_checkpoint_find(b->ckpt, name) != NULL; }
+const float stree_random_placeholder[1];
+
+int stree_bind_has(const stree_wbinder *b, const char *name) {
+    return !b->random && stree_checkpoint_find(b->ckpt, name) != NULL;
+}
 
 static stree_status bind(stree_wbinder *b, const float **dst, const char *name, int32_t ndim, const int64_t *shape,
                          int required) {
     *dst = NULL;
+    if (b->random) {
+        if (required) *dst = stree_random_placeholder;
+        return STREE_OK;
+    }
     const stree_st_tensor *t = stree_checkpoint_find(b->ckpt, name);
     if (!t) {
         if (!required) return STREE_OK;
@@ -64,11 +72,6 @@ static stree_status bind(stree_wbinder *b, const float **dst, const char *name, 
         return s;
     }
     STREE_TRY(stree_weights_own(b->w, data));
-    int32_t idx = (int32_t)(t - stree_checkpoint_tensor(b->ckpt, 0));
-    if (b->used && idx >= 0 && idx < stree_checkpoint_n_tensors(b->ckpt) && !b->used[idx]) {
-        b->used[idx] = 1;
-        b->n_used++;
-    }
     *dst = data;
     return STREE_OK;
 }

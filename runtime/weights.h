@@ -59,11 +59,14 @@ typedef struct stree_weights {
 /* Binding checkpoint tensors by name, with checked shapes. Messages name the tensor and the
  * checkpoint path. */
 typedef struct stree_wbinder {
-    const stree_checkpoint *ckpt;
+    const stree_checkpoint *ckpt;  /* NULL in random mode */
     stree_weights *w;
-    int32_t n_used;                /* tensors bound (to report unused ones) */
-    uint8_t *used;                 /* [n_tensors] */
+    int32_t random;                /* random weights (benchmarks): bound tensors are placeholders that
+                                    * stree_weights_to_backend fills with random values */
 } stree_wbinder;
+
+/* The placeholder every tensor binds to in random mode (never dereferenced). */
+extern const float stree_random_placeholder[1];
 
 /* Tensor `name` converted to fp32, with exactly the given shape (ndim entries). */
 stree_status stree_bind(stree_wbinder *b, const float **dst, const char *name, int32_t ndim, const int64_t *shape);

@@ -25,21 +25,34 @@ static stree_status own(stree_model *m, void *p) {
 typedef struct uploader {
     stree_model *m;
     int copy;       /* 0: the backend reads host memory (CPU) */
+    int random;     /* random weights: fill instead of copying */
+    uint64_t seed;  /* next random stream */
     stree_status s;
 } uploader;
 
 static const float *matrix(uploader *u, const float *src, int64_t rows, int64_t cols) {
-    if (!src || !u->copy || u->s != STREE_OK) return u->copy ? NULL : src;
-    void *p = u->m->ops->upload_matrix(src, rows, cols);
+    if (!src || u->s != STREE_OK) return NULL;
+    const stree_ops *ops = u->m->ops;
+    u->m->weight_bytes += (size_t)rows * (size_t)cols * (ops->wtype == STREE_WTYPE_BF16 ? 2 : 4);
+    if (!u->copy) return src;
+    void *p = u->random ? ops->random_matrix(rows, cols, u->seed++) : ops->upload_matrix(src, rows, cols);
     u->s = own(u->m, p);
     return p;
 }
 
 static const float *vector(uploader *u, const float *src, int64_t n) {
-    if (!src || !u->copy || u->s != STREE_OK) return u->copy ? NULL : src;
-    void *p = u->m->ops->alloc((size_t)n * sizeof(float));
+    if (!src || u->s != STREE_OK) return NULL;
+    u->m->weight_bytes += (size_t)n * sizeof(float);
+    if (!u->copy) return src;
+    const stree_ops *ops = u->m->ops;
+    void *p;
+    if (u->random) {
+        p = ops->random_vector(n, u->seed++, 0.5f, 1.0f); /* positive: sane norms, decays and dt */
+    } else {
+        p = ops->alloc((size_t)n * sizeof(float));
+        if (p) ops->upload(p, src, (size_t)n * sizeof(float));
+    }
     u->s = own(u->m, p);
-    if (u->s == STREE_OK) u->m->ops->upload(p, src, (size_t)n * sizeof(float));
     return p;
 }
 
@@ -81,6 +94,7 @@ static void mlp(uploader *u, const stree_mlp_desc *md, int32_t D, const stree_ml
     d->router = matrix(u, h->router, md->n_experts, D);
     d->maybe_router_bias = vector(u, h->maybe_router_bias, md->n_experts);
     int32_t E = md->n_experts;
+    size_t before = u->m->weight_bytes;
     const void **table = calloc((size_t)3 * (size_t)E, sizeof *table);
     if (!table) {
         u->s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
@@ -97,17 +111,21 @@ static void mlp(uploader *u, const stree_mlp_desc *md, int32_t D, const stree_ml
     if (u->s == STREE_OK) u->m->ops->upload(dev, table, bytes);
     free(table);
     d->expert_table = dev;
+    /* a token reads top_k of the experts: count what a decode step reads */
+    u->m->weight_bytes = before + (u->m->weight_bytes - before) / (size_t)E * (size_t)md->top_k;
 }
 
-stree_status stree_weights_to_backend(stree_model *m) {
+stree_status stree_weights_to_backend(stree_model *m, int random, uint64_t seed) {
     const stree_model_desc *desc = &m->desc;
-    uploader u = {.m = m, .copy = m->ops != &stree_cpu_ops, .s = STREE_OK};
+    uploader u = {.m = m, .copy = random || m->ops != &stree_cpu_ops, .random = random, .seed = seed, .s = STREE_OK};
+    m->weight_bytes = 0;
     stree_weights *d = &m->dw, *h = &m->weights;
     int32_t D = desc->d_model;
     memset(d, 0, sizeof *d);
     d->layers = calloc((size_t)desc->n_layers, sizeof *d->layers);
     if (!d->layers) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
     d->embed = vector(&u, h->embed, (int64_t)desc->vocab_size * D);
+    m->weight_bytes -= (size_t)desc->vocab_size * (size_t)D * sizeof(float); /* a step reads one row per token */
     d->final_norm = vector(&u, h->final_norm, D);
     d->lm_head = matrix(&u, h->lm_head, desc->vocab_size, D);
     for (int32_t i = 0; i < desc->n_layers && u.s == STREE_OK; i++) {

@@ -15,3 +15,8 @@ STREE_TEST_BACKEND=cuda ctest -j4 --output-on-failure > "../$out/ctest_cuda.log"
 tail -15 "../$out/ctest_cuda.log"
 STREE_TEST_BACKEND=cpu ctest -j8 > "../$out/ctest_cpu.log" 2>&1; echo "ctest cpu rc=$?"
 tail -4 "../$out/ctest_cpu.log"
+# the latency benchmark on the two real shapes
+for cfg in granite-4.0-h-1b-like nemotron-h-8b-like; do
+  ./stree_bench --config ../bench/configs/$cfg.json --backend cuda --n-past 512 --iters 20 > "../$out/bench-$cfg.txt" 2>&1
+  echo "bench $cfg rc=$?"; cat "../$out/bench-$cfg.txt"
+done

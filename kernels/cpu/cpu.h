@@ -32,5 +32,7 @@ void stree_cpu_copy(void *dst, const void *src, size_t bytes);
 void stree_cpu_zero(void *dst, size_t bytes);
 void *stree_cpu_upload_matrix(const float *src, int64_t rows, int64_t cols);
 void stree_cpu_sync(void);
+void *stree_cpu_random_matrix(int64_t rows, int64_t cols, uint64_t seed);
+float *stree_cpu_random_vector(int64_t n, uint64_t seed, float lo, float hi);
 
 #endif

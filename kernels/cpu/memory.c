@@ -1,4 +1,5 @@
 /* CPU backend memory: device buffers are plain host memory. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,3 +20,19 @@ void *stree_cpu_upload_matrix(const float *src, int64_t rows, int64_t cols) {
     return p;
 }
 void stree_cpu_sync(void) {}
+
+void *stree_cpu_random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+    size_t n = (size_t)rows * (size_t)cols;
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) return NULL;
+    float scale = 1.0f / sqrtf((float)(cols > 0 ? cols : 1));
+    for (size_t i = 0; i < n; i++) p[i] = (2.0f * stree_random_unit(seed, i) - 1.0f) * scale;
+    return p;
+}
+
+float *stree_cpu_random_vector(int64_t n, uint64_t seed, float lo, float hi) {
+    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    if (!p) return NULL;
+    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * stree_random_unit(seed, (uint64_t)i);
+    return p;
+}

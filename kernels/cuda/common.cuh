@@ -73,5 +73,7 @@ void stree_cuda_copy(void *dst, const void *src, size_t bytes);
 void stree_cuda_zero(void *dst, size_t bytes);
 void *stree_cuda_upload_matrix(const float *src, int64_t rows, int64_t cols);
 void stree_cuda_sync(void);
+void *stree_cuda_random_matrix(int64_t rows, int64_t cols, uint64_t seed);
+float *stree_cuda_random_vector(int64_t n, uint64_t seed, float lo, float hi);
 const char *stree_cuda_take_error(void);
 }

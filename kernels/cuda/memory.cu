@@ -1,4 +1,5 @@
 // CUDA backend: device memory, the stream and handle, error reporting.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,3 +95,31 @@ extern "C" void *stree_cuda_upload_matrix(const float *src, int64_t rows, int64_
 }
 
 extern "C" void stree_cuda_sync(void) { CUDA_OK(cudaStreamSynchronize(stree_cuda_stream())); }
+
+__global__ void random_bf16_kernel(__nv_bfloat16 *p, int64_t n, uint64_t seed, float scale) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        p[i] = __float2bfloat16((2.0f * stree_random_unit(seed, (uint64_t)i) - 1.0f) * scale);
+}
+
+__global__ void random_f32_kernel(float *p, int64_t n, uint64_t seed, float lo, float hi) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        p[i] = lo + (hi - lo) * stree_random_unit(seed, (uint64_t)i);
+}
+
+extern "C" void *stree_cuda_random_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+    int64_t n = rows * cols;
+    __nv_bfloat16 *p = (__nv_bfloat16 *)stree_cuda_alloc((size_t)n * sizeof *p);
+    if (!p) return NULL;
+    float scale = 1.0f / sqrtf((float)(cols > 0 ? cols : 1));
+    random_bf16_kernel<<<1024, 256, 0, stree_cuda_stream()>>>(p, n, seed, scale);
+    LAUNCHED();
+    return p;
+}
+
+extern "C" float *stree_cuda_random_vector(int64_t n, uint64_t seed, float lo, float hi) {
+    float *p = (float *)stree_cuda_alloc((size_t)n * sizeof *p);
+    if (!p) return NULL;
+    random_f32_kernel<<<256, 256, 0, stree_cuda_stream()>>>(p, n, seed, lo, hi);
+    LAUNCHED();
+    return p;
+}

@@ -10,6 +10,8 @@ extern "C" const stree_ops stree_cuda_ops = {
     stree_cuda_copy,
     stree_cuda_zero,
     stree_cuda_upload_matrix,
+    stree_cuda_random_matrix,
+    stree_cuda_random_vector,
     stree_cuda_sync,
     stree_cuda_take_error,
     stree_cuda_embed,
