@@ -11,6 +11,8 @@ if ! pkg-config --exists libcjson libxxhash criterion 2>/dev/null; then
   deps=/opt/stree-deps
   mkdir -p "$deps"
   for f in .debs/*.deb; do dpkg -x "$f" "$deps"; done
+  # criterion.pc names its private dependencies' .pc files, which a shared link does not need
+  sed -i '/^Requires.private/d' "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/criterion.pc
   export PKG_CONFIG_SYSROOT_DIR=$deps
   export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig
   export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
