@@ -41,7 +41,7 @@ stree_status stree_cfg_number(const stree_cfg *cfg, const cJSON *v, const char *
 }
 
 static stree_status get_int(const stree_cfg *cfg, const char *key, const cJSON *v, int32_t *out) {
-    double d;
+    double d = 0.0;
     STREE_TRY(stree_cfg_number(cfg, v, key, &d));
     if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
         return stree_fail(STREE_ERR_CONFIG, "%s: '%s' must be an integer, got %g", cfg->path, key, d);
@@ -58,7 +58,7 @@ stree_status stree_cfg_int(const stree_cfg *cfg, const char *key, int32_t *out) 
 stree_status stree_cfg_float(const stree_cfg *cfg, const char *key, float *out) {
     const cJSON *v = stree_cfg_get(cfg, key);
     if (!v) return stree_fail(STREE_ERR_CONFIG, "%s: missing required key '%s'", cfg->path, key);
-    double d;
+    double d = 0.0;
     STREE_TRY(stree_cfg_number(cfg, v, key, &d));
     *out = (float)d;
     return STREE_OK;
@@ -79,7 +79,7 @@ stree_status stree_cfg_float_or(const stree_cfg *cfg, const char *key, float def
         *out = def;
         return STREE_OK;
     }
-    double d;
+    double d = 0.0;
     STREE_TRY(stree_cfg_number(cfg, v, key, &d));
     *out = (float)d;
     return STREE_OK;
@@ -105,7 +105,7 @@ stree_status stree_cfg_floats_or(const stree_cfg *cfg, const char *key, int32_t 
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n)
         return stree_fail(STREE_ERR_CONFIG, "%s: '%s' must be a list of %d numbers", cfg->path, key, n);
     for (int32_t i = 0; i < n; i++) {
-        double d;
+        double d = 0.0;
         STREE_TRY(stree_cfg_number(cfg, cJSON_GetArrayItem(v, i), key, &d));
         out[i] = (float)d;
     }
@@ -124,7 +124,7 @@ static stree_status rope_number(const stree_cfg *cfg, const char *key, float def
     const cJSON *rp = rope_params(cfg);
     const cJSON *v = rp ? cJSON_GetObjectItemCaseSensitive(rp, key) : NULL;
     if (v && !cJSON_IsNull(v)) {
-        double d;
+        double d = 0.0;
         STREE_TRY(stree_cfg_number(cfg, v, key, &d));
         *out = (float)d;
         return STREE_OK;

@@ -6,7 +6,7 @@
 
 static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_parse_common(cfg, d, 0));
-    int32_t n_layers, d_ff, expand;
+    int32_t n_layers = 0, d_ff = 0, expand = 0;
     STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
     STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &d_ff));
     STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-5f, &d->norm_eps));

@@ -80,14 +80,14 @@ stree_status stree_parse_attention(const stree_cfg *cfg, int32_t d_model, int32_
     STREE_TRY(positive(cfg, "head_dim", a->head_dim));
     a->scale = 1.0f / sqrtf((float)a->head_dim);
     a->key_mult = 1.0f;
-    int32_t bias;
+    int32_t bias = 0;
     STREE_TRY(stree_cfg_bool_or(cfg, "attention_bias", 0, &bias));
     a->qkv_bias = a->o_bias = bias;
     a->rope_dims = 0;
     if (rope) {
         STREE_TRY(stree_cfg_check_rope_type(cfg));
         STREE_TRY(stree_cfg_rope_theta(cfg, 10000.0f, &a->rope_theta));
-        float partial;
+        float partial = 0.0f;
         STREE_TRY(stree_cfg_partial_rotary(cfg, 1.0f, &partial));
         if (!(partial > 0.0f && partial <= 1.0f))
             return stree_fail(STREE_ERR_CONFIG, "%s: partial_rotary_factor %g must be in (0, 1]", cfg->path, partial);

@@ -8,7 +8,7 @@
 
 static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_parse_common(cfg, d, 0));
-    int32_t n_layers, d_ff, expand, d_ssm, mlp_bias;
+    int32_t n_layers = 0, d_ff = 0, expand = 0, d_ssm = 0, mlp_bias = 0;
     STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
     STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &d_ff));
     STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-5f, &d->norm_eps));
@@ -36,7 +36,7 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_cfg_float_or(cfg, "ssm_out_multiplier", 1.0f, &m.out_mult));
     STREE_TRY(stree_mamba2_finish(cfg, &m));
 
-    float attn_in, attn_out, mlp_mults[2];
+    float attn_in = 1.0f, attn_out = 1.0f, mlp_mults[2] = {1.0f, 1.0f};
     STREE_TRY(stree_cfg_float_or(cfg, "attention_in_multiplier", 1.0f, &attn_in));
     STREE_TRY(stree_cfg_float_or(cfg, "attention_out_multiplier", 1.0f, &attn_out));
     STREE_TRY(stree_cfg_floats_or(cfg, "mlp_multipliers", 2, ones, mlp_mults));

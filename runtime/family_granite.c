@@ -11,10 +11,10 @@
 static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_parse_common(cfg, d, 0));
     char kinds[MAX_LAYERS];
-    int32_t n_layers, expand, d_shared, n_experts, top_k, d_expert;
+    int32_t n_layers = 0, expand = 0, d_shared = 0, n_experts = 0, top_k = 0, d_expert = 0;
     STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
     if (stree_cfg_get(cfg, "layer_types")) {
-        int32_t n_types;
+        int32_t n_types = 0;
         STREE_TRY(stree_parse_layer_kinds(cfg, "layer_types", stree_layer_kind_standard, kinds, MAX_LAYERS, &n_types));
         if (n_types != n_layers)
             return stree_fail(STREE_ERR_CONFIG, "%s: layer_types has %d entries but num_hidden_layers is %d", cfg->path,
@@ -26,7 +26,7 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-6f, &d->norm_eps));
     STREE_TRY(stree_cfg_float_or(cfg, "embedding_multiplier", 1.0f, &d->embedding_mult));
     STREE_TRY(stree_cfg_float_or(cfg, "residual_multiplier", 1.0f, &d->residual_mult));
-    float logits_scaling, attn_mult;
+    float logits_scaling = 1.0f, attn_mult = 1.0f;
     STREE_TRY(stree_cfg_float_or(cfg, "logits_scaling", 1.0f, &logits_scaling));
     if (logits_scaling == 0.0f) return stree_fail(STREE_ERR_CONFIG, "%s: logits_scaling must not be 0", cfg->path);
     d->logits_mult = 1.0f / logits_scaling;

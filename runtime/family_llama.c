@@ -7,13 +7,13 @@
 
 static stree_status parse_common(const stree_cfg *cfg, stree_model_desc *d, int32_t qk_norm, int32_t tie_default) {
     STREE_TRY(stree_parse_common(cfg, d, tie_default));
-    int32_t n_layers, d_ff, mlp_bias;
+    int32_t n_layers = 0, d_ff = 0, mlp_bias = 0;
     STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
     STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &d_ff));
     STREE_TRY(stree_cfg_float_or(cfg, "rms_norm_eps", 1e-6f, &d->norm_eps));
     STREE_TRY(stree_cfg_bool_or(cfg, "mlp_bias", 0, &mlp_bias));
     if (mlp_bias) return stree_fail(STREE_ERR_UNSUPPORTED, "%s: mlp_bias=true is not supported", cfg->path);
-    int32_t sliding;
+    int32_t sliding = 0;
     STREE_TRY(stree_cfg_bool_or(cfg, "use_sliding_window", 0, &sliding));
     if (sliding) return stree_fail(STREE_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported", cfg->path);
     STREE_TRY(stree_desc_alloc_layers(d, n_layers));

@@ -17,8 +17,8 @@ stree_status stree_parse_dt_limit(const stree_cfg *cfg, stree_mamba2_desc *m) {
 
 static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_parse_common(cfg, d, 0));
-    int32_t n_layers, expand;
-    float eps;
+    int32_t n_layers = 0, expand = 0;
+    float eps = 0.0f;
     STREE_TRY(stree_cfg_int(cfg, "num_hidden_layers", &n_layers));
     STREE_TRY(stree_cfg_float_or(cfg, "layer_norm_epsilon", 1e-5f, &eps));
     STREE_TRY(stree_cfg_int_or(cfg, "expand", 2, &expand));

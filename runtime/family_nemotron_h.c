@@ -39,7 +39,7 @@ static stree_status int_alias(const stree_cfg *cfg, const char *key, const char 
 static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_parse_common(cfg, d, 0));
     char kinds[MAX_LAYERS];
-    int32_t n_layers;
+    int32_t n_layers = 0;
     STREE_TRY(parse_pattern(cfg, kinds, &n_layers));
     STREE_TRY(stree_cfg_float_or(cfg, "layer_norm_epsilon", 1e-5f, &d->norm_eps));
     STREE_TRY(stree_desc_alloc_layers(d, n_layers));
@@ -60,7 +60,7 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
             STREE_TRY(stree_cfg_bool_or(cfg, "mamba_conv_bias", 1, &m.conv_bias));
         STREE_TRY(stree_cfg_bool_or(cfg, "use_bias", 0, &m.in_proj_bias));
         m.out_proj_bias = m.in_proj_bias;
-        float dt_min;
+        float dt_min = 0.0f;
         if (!stree_cfg_get(cfg, "time_step_min") && stree_cfg_get(cfg, "mamba_dt_min"))
             STREE_TRY(stree_cfg_float(cfg, "mamba_dt_min", &dt_min));
         else
@@ -86,7 +86,7 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
         STREE_TRY(stree_cfg_int(cfg, "intermediate_size", &dense.d_ff));
     }
     if (memchr(kinds, 'E', (size_t)n_layers)) {
-        int32_t n_group, topk_group, n_shared;
+        int32_t n_group = 1, topk_group = 1, n_shared = 0;
         STREE_TRY(stree_cfg_int(cfg, "n_routed_experts", &moe.n_experts));
         STREE_TRY(stree_cfg_int(cfg, "num_experts_per_tok", &moe.top_k));
         STREE_TRY(stree_cfg_int(cfg, "moe_intermediate_size", &moe.d_expert));

@@ -175,7 +175,7 @@ stree_status stree_model_create_random(const char *config_path, uint64_t seed, s
                                        stree_model **out) {
     if (!out || !config_path) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_create_random: bad arguments");
     *out = NULL;
-    const stree_ops *ops;
+    const stree_ops *ops = NULL;
     STREE_TRY(pick_backend(params.backend, &ops));
     stree_model *m = calloc(1, sizeof *m);
     if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
@@ -205,7 +205,7 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: out is NULL");
     *out = NULL;
     if (!dir) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: dir is NULL");
-    const stree_ops *ops;
+    const stree_ops *ops = NULL;
     STREE_TRY(pick_backend(params.backend, &ops));
     stree_model *m = calloc(1, sizeof *m);
     if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");

@@ -571,7 +571,7 @@ static stree_status policy_from_json(const cJSON *obj, const char *ow, const cha
     stree_tree_policy p;
     memset(&p, 0, sizeof p);
     if (!strcmp(tname, "chain")) {
-        int32_t len;
+        int32_t len = 0;
         STREE_TRY(json_member_int(obj, fp, "length", tname, &len));
         char field[FIELD_CAP];
         snprintf(field, sizeof field, "%slength", fp);
@@ -590,7 +590,7 @@ static stree_status policy_from_json(const cJSON *obj, const char *ow, const cha
         if (budget) {
             char field[FIELD_CAP];
             snprintf(field, sizeof field, "%sbudget", fp);
-            int32_t b;
+            int32_t b = 0;
             STREE_TRY(json_int(budget, field, "an integer", &b));
             if (b < 1) return stree_fail(STREE_ERR_CONFIG, "%s: %d must be >= 1 (max nodes including the root)", field, b);
             if (p.shape.n > b)
