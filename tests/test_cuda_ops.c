@@ -1,6 +1,7 @@
 /* Every CUDA op against the CPU reference op on random inputs (a fresh seed per run, printed),
  * with the CUDA outputs poisoned (NaN) before each launch so unwritten elements fail. Skips, and says
  * so, when the build has no CUDA backend or no device is usable. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>

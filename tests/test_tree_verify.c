@@ -2,6 +2,7 @@
  *   a chain tree's node logits == the sequential forward's;
  *   every node of a random tree has the logits of its root-to-node path run alone;
  *   committing a random accepted path == recomputing the whole sequence from scratch. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
