@@ -3,7 +3,7 @@
 # suite on the CUDA backend and on the CPU backend. Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-gpu-logs}
+out=$(realpath -m "${OUT:-gpu-logs}")
 mkdir -p "$out"
 # The GPU machine has no Debian packages and no network: unpack the carried .debs (tools/fetch_debs.sh)
 # into a private prefix when cJSON / xxHash / Criterion are missing.
@@ -22,14 +22,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/dev
 cmake -S . -B build-gpu -DSTREE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log" 2>&1
 cmake --build build-gpu -j16 > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 cd build-gpu
-./test_cuda_ops --verbose > "../$out/cuda_ops.log" 2>&1; echo "cuda_ops rc=$?"
-tail -3 "../$out/cuda_ops.log"
-STREE_TEST_BACKEND=cuda ctest -j4 --output-on-failure > "../$out/ctest_cuda.log" 2>&1; echo "ctest cuda rc=$?"
-tail -15 "../$out/ctest_cuda.log"
-STREE_TEST_BACKEND=cpu ctest -j8 > "../$out/ctest_cpu.log" 2>&1; echo "ctest cpu rc=$?"
-tail -4 "../$out/ctest_cpu.log"
+./test_cuda_ops --verbose > "$out/cuda_ops.log" 2>&1; echo "cuda_ops rc=$?"
+tail -3 "$out/cuda_ops.log"
+STREE_TEST_BACKEND=cuda ctest -j4 --output-on-failure > "$out/ctest_cuda.log" 2>&1; echo "ctest cuda rc=$?"
+tail -15 "$out/ctest_cuda.log"
+STREE_TEST_BACKEND=cpu ctest -j8 > "$out/ctest_cpu.log" 2>&1; echo "ctest cpu rc=$?"
+tail -4 "$out/ctest_cpu.log"
 # the latency benchmark on the two real shapes
 for cfg in granite-4.0-h-1b-like nemotron-h-8b-like; do
-  ./stree_bench --config ../bench/configs/$cfg.json --backend cuda --n-past 512 --iters 20 > "../$out/bench-$cfg.txt" 2>&1
-  echo "bench $cfg rc=$?"; cat "../$out/bench-$cfg.txt"
+  ./stree_bench --config ../bench/configs/$cfg.json --backend cuda --n-past 512 --iters 20 > "$out/bench-$cfg.txt" 2>&1
+  echo "bench $cfg rc=$?"; cat "$out/bench-$cfg.txt"
 done
