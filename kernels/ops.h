@@ -14,7 +14,8 @@ extern "C" {
 #endif
 
 /* A token tree as the kernels see it: nodes in topological order, parent[0] = -1. A chain has
- * parent[i] = i - 1. Positions are n_past + depth[i]. */
+ * parent[i] = i - 1. Positions are n_past + depth[i]. n_past (the committed token count) is read from
+ * backend memory at run time, so a captured CUDA graph replays with the current value. */
 typedef struct stree_tree_view {
     int32_t n;
     const int32_t *parent; /* [n] */
@@ -60,7 +61,7 @@ typedef struct stree_rope_params {
     float *x;                /* [n, n_heads, head_dim] in place, row stride ldx */
     int32_t n, n_heads, head_dim, rope_dims;
     int64_t ldx;
-    int32_t n_past;
+    const int32_t *n_past;   /* [1] */
     const int32_t *depth;    /* [n]: position = n_past + depth[i] */
     float theta;
 } stree_rope_params;
@@ -73,7 +74,8 @@ typedef struct stree_attn_tree_params {
     const float *v_tree;     /* [n, n_kv * hd] */
     float *out;              /* [n, n_heads * hd] */
     stree_tree_view tree;
-    int32_t n_past, n_heads, n_kv_heads, head_dim;
+    const int32_t *n_past;   /* [1] */
+    int32_t n_heads, n_kv_heads, head_dim;
     float scale;
     float *scratch;          /* [n_past + n] */
 } stree_attn_tree_params;
@@ -131,7 +133,8 @@ typedef struct stree_kv_commit_params {
     float *k_cache, *v_cache;       /* [n_ctx, row] */
     const float *k_tree, *v_tree;   /* [n, row] */
     const int32_t *path;
-    int32_t len, n_past, row;
+    const int32_t *n_past;          /* [1]: rows go to n_past .. n_past + len - 1 */
+    int32_t len, row;
 } stree_kv_commit_params;
 
 typedef struct stree_ffn_act_params {
@@ -225,6 +228,12 @@ typedef struct stree_ops {
     void *(*random_matrix)(int64_t rows, int64_t cols, uint64_t seed);
     float *(*random_vector)(int64_t n, uint64_t seed, float lo, float hi);
     void (*sync)(void);
+    /* CUDA graphs (NULL on backends without them): capture the ops issued between begin and end,
+     * replay them with launch. Captured ops must not synchronise or allocate. */
+    void (*graph_begin)(void);
+    void *(*graph_end)(void); /* the executable graph, or NULL when capture failed */
+    void (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
     /* NULL when every op since the last call succeeded, else a message (and the error is cleared) */
     const char *(*take_error)(void);
     void (*embed)(const stree_embed_params *p);

@@ -110,7 +110,7 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
     }
     if (a->rope_dims > 0) {
         stree_rope_params rq = {.x = q, .n = n, .n_heads = a->n_heads, .head_dim = hd, .rope_dims = a->rope_dims,
-                                .ldx = q_dim, .n_past = st->n_committed, .depth = tv->depth, .theta = a->rope_theta};
+                                .ldx = q_dim, .n_past = st->ws.n_past, .depth = tv->depth, .theta = a->rope_theta};
         ops->rope(&rq);
         stree_rope_params rk = rq;
         rk.x = k;
@@ -119,7 +119,7 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
         ops->rope(&rk);
     }
     stree_attn_tree_params ap = {.q = q, .k_cache = st->k_cache[li], .v_cache = st->v_cache[li], .k_tree = k,
-                                 .v_tree = v, .out = o, .tree = *tv, .n_past = st->n_committed,
+                                 .v_tree = v, .out = o, .tree = *tv, .n_past = st->ws.n_past,
                                  .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads, .head_dim = hd,
                                  .scale = a->scale, .scratch = ws->scores};
     ops->attn_tree(&ap);
@@ -161,36 +161,13 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
     }
 }
 
-stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int want_logits,
-                                const uint8_t *maybe_rows) {
+/* Every op of one forward over the tree view (device arrays already uploaded). */
+static void run_layers(stree_state *st, const stree_tree_view *tv, int want_logits, const uint8_t *maybe_rows) {
     const stree_model *m = st->model;
     const stree_model_desc *d = &m->desc;
     const stree_ops *ops = m->ops;
     stree_workspace *ws = &st->ws;
-    int32_t n = tree->n, D = d->d_model;
-    if (n <= 0 || n > st->max_nodes)
-        return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", st->max_nodes, n);
-    int32_t max_depth = 0;
-    for (int32_t i = 0; i < n; i++) {
-        int32_t p = tree->parent[i];
-        if ((i == 0) != (p < 0) || p >= i)
-            return stree_fail(STREE_ERR_INVALID_ARG, "tree node %d has parent %d (need parent[0] = -1, parent[i] < i)",
-                              i, p);
-        if (tree->tokens[i] < 0 || tree->tokens[i] >= d->vocab_size)
-            return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at node %d is outside the vocabulary [0, %d)",
-                              tree->tokens[i], i, d->vocab_size);
-        ws->h_parent[i] = p;
-        ws->h_depth[i] = p < 0 ? 0 : ws->h_depth[p] + 1;
-        if (ws->h_depth[i] > max_depth) max_depth = ws->h_depth[i];
-    }
-    if (st->n_committed + max_depth + 1 > st->n_ctx)
-        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full (%d committed, tree depth %d)",
-                          st->n_ctx, st->n_committed, max_depth + 1);
-    size_t ints = (size_t)n * sizeof(int32_t);
-    ops->upload(ws->tokens, tree->tokens, ints);
-    ops->upload(ws->parent, ws->h_parent, ints);
-    ops->upload(ws->depth, ws->h_depth, ints);
-    stree_tree_view tv = {.n = n, .parent = ws->parent, .depth = ws->depth};
+    int32_t n = tv->n, D = d->d_model;
     stree_embed_params ep = {.tokens = ws->tokens, .table = m->dw.embed, .out = ws->h, .n = n, .d = D,
                              .mult = d->embedding_mult};
     ops->embed(&ep);
@@ -199,8 +176,8 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
         const stree_layer_weights *lw = &m->dw.layers[li];
         if (l->has_mamba2 || l->has_attention) {
             rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            if (l->has_mamba2) mamba2_block(st, li, &tv, ws->xn, ws->acc, 0);
-            if (l->has_attention) attention_block(st, li, &tv, ws->xn, ws->acc, l->has_mamba2);
+            if (l->has_mamba2) mamba2_block(st, li, tv, ws->xn, ws->acc, 0);
+            if (l->has_attention) attention_block(st, li, tv, ws->xn, ws->acc, l->has_mamba2);
             axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
         }
         if (l->has_mlp) {
@@ -209,8 +186,7 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
             axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
         }
     }
-    st->vc.n_nodes = n;
-    if (!want_logits) return backend_status(ops);
+    if (!want_logits) return;
     /* contiguous runs of requested rows, each one batched norm + lm_head */
     for (int32_t i = 0; i < n;) {
         if (maybe_rows && !maybe_rows[i]) {
@@ -224,6 +200,73 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
                D, d->vocab_size, d->logits_mult, 0);
         i = j;
     }
+}
+
+/* The smallest power of two >= n (a graph per bucket; the extra nodes are ignored leaves). */
+static int32_t bucket_of(int32_t n, int32_t *slot) {
+    int32_t b = 1, k = 0;
+    while (b < n) b <<= 1, k++;
+    *slot = k;
+    return b;
+}
+
+stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int want_logits,
+                                const uint8_t *maybe_rows) {
+    const stree_model *m = st->model;
+    const stree_model_desc *d = &m->desc;
+    const stree_ops *ops = m->ops;
+    stree_workspace *ws = &st->ws;
+    int32_t n = tree->n;
+    if (n <= 0 || n > st->max_nodes)
+        return stree_fail(STREE_ERR_INVALID_ARG, "a forward takes 1..%d nodes, got %d", st->max_nodes, n);
+    int32_t max_depth = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t p = tree->parent[i];
+        if ((i == 0) != (p < 0) || p >= i)
+            return stree_fail(STREE_ERR_INVALID_ARG, "tree node %d has parent %d (need parent[0] = -1, parent[i] < i)",
+                              i, p);
+        if (tree->tokens[i] < 0 || tree->tokens[i] >= d->vocab_size)
+            return stree_fail(STREE_ERR_INVALID_ARG, "token id %d at node %d is outside the vocabulary [0, %d)",
+                              tree->tokens[i], i, d->vocab_size);
+        ws->h_tokens[i] = tree->tokens[i];
+        ws->h_parent[i] = p;
+        ws->h_depth[i] = p < 0 ? 0 : ws->h_depth[p] + 1;
+        if (ws->h_depth[i] > max_depth) max_depth = ws->h_depth[i];
+    }
+    if (st->n_committed + max_depth + 1 > st->n_ctx)
+        return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full (%d committed, tree depth %d)",
+                          st->n_ctx, st->n_committed, max_depth + 1);
+    /* graphs: all rows' logits (or none), tree padded to a power-of-two bucket with leaves under the root */
+    int32_t slot = 0, nb = n;
+    int use_graph = ops->graph_begin && !maybe_rows && st->use_graphs;
+    if (use_graph) {
+        nb = bucket_of(n, &slot);
+        if (nb > st->max_nodes) nb = n, use_graph = 0;
+        for (int32_t i = n; i < nb; i++) {
+            ws->h_tokens[i] = ws->h_tokens[0];
+            ws->h_parent[i] = 0;
+            ws->h_depth[i] = 1;
+        }
+    }
+    size_t ints = (size_t)nb * sizeof(int32_t);
+    ops->upload(ws->tokens, ws->h_tokens, ints);
+    ops->upload(ws->parent, ws->h_parent, ints);
+    ops->upload(ws->depth, ws->h_depth, ints);
+    ops->upload(ws->n_past, &st->n_committed, sizeof(int32_t));
+    stree_tree_view tv = {.n = nb, .parent = ws->parent, .depth = ws->depth};
+    void **graph = use_graph ? &st->fwd_graphs[want_logits ? 1 : 0][slot] : NULL;
+    if (graph && *graph) {
+        ops->graph_launch(*graph);
+    } else {
+        run_layers(st, &tv, want_logits, maybe_rows);
+        if (graph && backend_status(ops) == STREE_OK) { /* capture for the next forward of this bucket */
+            ops->graph_begin();
+            run_layers(st, &tv, want_logits, maybe_rows);
+            *graph = ops->graph_end();
+            if (!*graph) st->use_graphs = 0; /* capture unsupported here: stay eager */
+        }
+    }
+    st->vc.n_nodes = nb;
     return backend_status(ops);
 }
 
@@ -248,9 +291,10 @@ void stree_state_topk(stree_state *st, int32_t n, int32_t k, int32_t *idx, float
     if (logp) ops->download(logp, st->ws.topk_logp, (size_t)n * (size_t)k * sizeof(float));
 }
 
+static void commit_layers(stree_state *st, const int32_t *path, int32_t len);
+
 stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len, int32_t last_token) {
     const stree_model *m = st->model;
-    const stree_model_desc *d = &m->desc;
     const stree_ops *ops = m->ops;
     if (st->vc.n_nodes <= 0) return stree_fail(STREE_ERR_INVALID_ARG, "commit without a forward to commit");
     if (len <= 0 || len > st->vc.n_nodes || path[0] != 0)
@@ -262,14 +306,39 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
     if (st->n_committed + len > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", st->n_ctx);
     ops->upload(st->ws.path, path, (size_t)len * sizeof(int32_t));
-    path = st->ws.path;
+    ops->upload(st->ws.n_past, &st->n_committed, sizeof(int32_t));
+    void **graph = ops->graph_begin && st->use_graphs ? &st->commit_graphs[len] : NULL;
+    if (graph && *graph) {
+        ops->graph_launch(*graph);
+    } else {
+        if (graph) ops->graph_begin();
+        commit_layers(st, st->ws.path, len);
+        if (graph) {
+            *graph = ops->graph_end();
+            if (*graph) ops->graph_launch(*graph);
+            else { /* capture failed: run the ops directly, and stay eager */
+                st->use_graphs = 0;
+                commit_layers(st, st->ws.path, len);
+            }
+        }
+    }
+    st->n_committed += len;
+    st->last_token = last_token;
+    st->vc.n_nodes = 0;
+    return backend_status(ops);
+}
+
+/* The commit's ops for every layer: KV rows moved, SSM state updated, conv window advanced. */
+static void commit_layers(stree_state *st, const int32_t *path, int32_t len) {
+    const stree_model_desc *d = &st->model->desc;
+    const stree_ops *ops = st->model->ops;
     for (int32_t li = 0; li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
         if (l->has_attention) {
             stree_kv_commit_params kp = {.k_cache = st->k_cache[l->attn_index], .v_cache = st->v_cache[l->attn_index],
                                          .k_tree = st->vc.k_tree[l->attn_index],
                                          .v_tree = st->vc.v_tree[l->attn_index], .path = path, .len = len,
-                                         .n_past = st->n_committed, .row = l->attn.n_kv_heads * l->attn.head_dim};
+                                         .n_past = st->ws.n_past, .row = l->attn.n_kv_heads * l->attn.head_dim};
             ops->kv_commit(&kp);
         }
         if (l->has_mamba2) {
@@ -285,8 +354,4 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
             ops->conv_commit(&cp);
         }
     }
-    st->n_committed += len;
-    st->last_token = last_token;
-    st->vc.n_nodes = 0;
-    return backend_status(ops);
 }

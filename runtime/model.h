@@ -56,9 +56,11 @@ typedef struct stree_workspace {
     int32_t *depth;
     int32_t *parent;
     int32_t *path;
+    int32_t *n_past;     /* [1] the committed token count, as the kernels read it */
     int32_t *topk_idx;   /* [max_nodes, 16] */
     float *topk_logp;
-    int32_t h_depth[4096];  /* host copies (validation, commit checks) */
+    int32_t h_tokens[4096]; /* host copies (padding, validation, commit checks) */
+    int32_t h_depth[4096];
     int32_t h_parent[4096];
 } stree_workspace;
 
@@ -74,6 +76,10 @@ struct stree_state {
     float **ssm_state;          /* per Mamba-2 layer: [H, P, N] */
     stree_verify_cache vc;
     stree_workspace ws;
+    /* CUDA graphs: forwards by [logits?][log2 of the node bucket], commits by path length */
+    int32_t use_graphs;         /* 0 after a failed capture, or with STREE_NO_GRAPHS=1 */
+    void *fwd_graphs[2][13];
+    void **commit_graphs;       /* [max_nodes + 1] */
 };
 
 /* A token tree for one forward (spec/ builds richer ones). */

@@ -111,8 +111,13 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     ws->depth = alloc_buf(ops, mn * sizeof(int32_t), &ok);
     ws->parent = alloc_buf(ops, mn * sizeof(int32_t), &ok);
     ws->path = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->n_past = alloc_buf(ops, sizeof(int32_t), &ok);
     ws->topk_idx = alloc_buf(ops, mn * 16 * sizeof(int32_t), &ok);
     ws->topk_logp = alloc_buf(ops, mn * 16 * F, &ok);
+    s->commit_graphs = calloc((size_t)s->max_nodes + 1, sizeof *s->commit_graphs);
+    if (!s->commit_graphs) ok = 0;
+    const char *no_graphs = getenv("STREE_NO_GRAPHS");
+    s->use_graphs = !(no_graphs && no_graphs[0] == '1');
     if (!ok) {
         stree_state_free(s);
         return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for a sequence of %d tokens", n_ctx);
@@ -138,9 +143,15 @@ void stree_state_free(stree_state *s) {
     stree_workspace *ws = &s->ws;
     void *bufs[] = {ws->h,      ws->xn,      ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
                     ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->tokens, ws->depth,
-                    ws->parent, ws->path,    ws->topk_idx, ws->topk_logp};
+                    ws->parent, ws->path,    ws->topk_idx, ws->topk_logp, ws->n_past};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->free(bufs[i]);
+    if (ops->graph_free) {
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < 13; j++) ops->graph_free(s->fwd_graphs[k][j]);
+        for (int32_t j = 0; s->commit_graphs && j <= s->max_nodes; j++) ops->graph_free(s->commit_graphs[j]);
+    }
+    free(s->commit_graphs);
     free(s);
 }
 

@@ -152,17 +152,18 @@ Test(cuda_ops, rope_and_attention) {
     float *qr = malloc((size_t)n * nh * hd * 4), *out = malloc((size_t)n * nh * hd * 4), *scr = malloc(1024 * 4);
     memcpy(qr, q, (size_t)n * nh * hd * 4);
     stree_rope_params rp = {.x = qr, .n = n, .n_heads = nh, .head_dim = hd, .rope_dims = 32, .ldx = nh * hd,
-                            .n_past = n_past, .depth = depth, .theta = 10000.0f};
+                            .n_past = &n_past, .depth = depth, .theta = 10000.0f};
     stree_cpu_rope(&rp);
     int32_t *dparent = dev(parent, (size_t)n * 4), *ddepth = dev(depth, (size_t)n * 4);
+    int32_t *dn_past = dev(&n_past, 4);
     float *dq = dev(q, (size_t)n * nh * hd * 4);
     stree_rope_params rq = rp;
-    rq.x = dq, rq.depth = ddepth;
+    rq.x = dq, rq.depth = ddepth, rq.n_past = dn_past;
     G->rope(&rq);
     expect_close("rope", dq, qr, (size_t)n * nh * hd, 1e-5);
     stree_tree_view tv = {.n = n, .parent = parent, .depth = depth};
     stree_attn_tree_params ap = {.q = qr, .k_cache = kc, .v_cache = vc, .k_tree = kt, .v_tree = vt, .out = out,
-                                 .tree = tv, .n_past = n_past, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
+                                 .tree = tv, .n_past = &n_past, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
                                  .scale = 0.15f, .scratch = scr};
     stree_cpu_attn_tree(&ap);
     float *dkc = dev(kc, (size_t)n_past * nkv * hd * 4), *dvc = dev(vc, (size_t)n_past * nkv * hd * 4);
@@ -170,7 +171,7 @@ Test(cuda_ops, rope_and_attention) {
     float *dout = poisoned((size_t)n * nh * hd);
     stree_attn_tree_params aq = ap;
     aq.q = dq, aq.k_cache = dkc, aq.v_cache = dvc, aq.k_tree = dkt, aq.v_tree = dvt, aq.out = dout;
-    aq.tree.parent = dparent, aq.tree.depth = ddepth, aq.scratch = NULL;
+    aq.tree.parent = dparent, aq.tree.depth = ddepth, aq.scratch = NULL, aq.n_past = dn_past;
     G->attn_tree(&aq);
     expect_close("attn_tree", dout, out, (size_t)n * nh * hd, 1e-5);
     /* kv commit of a root-to-node path */
@@ -187,14 +188,14 @@ Test(cuda_ops, rope_and_attention) {
     memcpy(vc2, vc, (size_t)n_past * nkv * hd * 4);
     float *dkc2 = dev(kc2, (size_t)(n_past + len) * nkv * hd * 4), *dvc2 = dev(vc2, (size_t)(n_past + len) * nkv * hd * 4);
     stree_kv_commit_params kp = {.k_cache = kc2, .v_cache = vc2, .k_tree = kt, .v_tree = vt, .path = path, .len = len,
-                                 .n_past = n_past, .row = nkv * hd};
+                                 .n_past = &n_past, .row = nkv * hd};
     stree_cpu_kv_commit(&kp);
     stree_kv_commit_params kq = kp;
-    kq.k_cache = dkc2, kq.v_cache = dvc2, kq.k_tree = dkt, kq.v_tree = dvt, kq.path = dpath;
+    kq.k_cache = dkc2, kq.v_cache = dvc2, kq.k_tree = dkt, kq.v_tree = dvt, kq.path = dpath, kq.n_past = dn_past;
     G->kv_commit(&kq);
     expect_close("kv_commit k", dkc2, kc2, (size_t)(n_past + len) * nkv * hd, 0);
     expect_close("kv_commit v", dvc2, vc2, (size_t)(n_past + len) * nkv * hd, 0);
-    void *bufs[] = {dparent, ddepth, dq, dkc, dvc, dkt, dvt, dout, dpath, dkc2, dvc2};
+    void *bufs[] = {dn_past, dparent, ddepth, dq, dkc, dvc, dkt, dvt, dout, dpath, dkc2, dvc2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) G->free(bufs[i]);
     free(q), free(kt), free(vt), free(kc), free(vc), free(qr), free(out), free(scr), free(kc2), free(vc2);
 }

@@ -9,6 +9,12 @@
 #include "tests/helpers/golden.h"
 #include "tests/helpers/tiny_ckpt.h"
 
+static stree_model_params test_params(void) {
+    stree_model_params mp = stree_model_default_params();
+    mp.backend = test_backend();
+    return mp;
+}
+
 static stree_model *load_dir(const char *dir) {
     stree_model *m = NULL;
     stree_model_params mp = stree_model_default_params();
@@ -117,7 +123,7 @@ Test(engine, config_file_engine_matches_ar) {
     cr_assert_eq(write_text(dir, "engine.json", cfg), 0);
     snprintf(path, sizeof path, "%s/engine.json", dir);
     stree_engine *e = NULL;
-    cr_assert_eq(stree_engine_create_from_config(path, stree_model_default_params(), &e), STREE_OK, "%s",
+    cr_assert_eq(stree_engine_create_from_config(path, test_params(), &e), STREE_OK, "%s",
                  stree_last_error());
     stree_seq *seq = NULL;
     cr_assert_eq(stree_seq_create(e, &seq), STREE_OK);
@@ -138,13 +144,13 @@ Test(engine, config_file_errors) {
     snprintf(path, sizeof path, "%s/engine.json", dir);
     stree_engine *e = NULL;
     cr_assert_eq(write_text(dir, "engine.json", "{\"target\": \"x\", \"drafter\": \"magic\"}"), 0);
-    cr_expect_eq(stree_engine_create_from_config(path, stree_model_default_params(), &e), STREE_ERR_CONFIG);
+    cr_expect_eq(stree_engine_create_from_config(path, test_params(), &e), STREE_ERR_CONFIG);
     cr_expect(strstr(stree_last_error(), "drafter") != NULL, "%s", stree_last_error());
     cr_assert_eq(write_text(dir, "engine.json", "{\"target\": \"x\", \"tree_shape\": 3}"), 0);
-    cr_expect_eq(stree_engine_create_from_config(path, stree_model_default_params(), &e), STREE_ERR_CONFIG);
+    cr_expect_eq(stree_engine_create_from_config(path, test_params(), &e), STREE_ERR_CONFIG);
     cr_expect(strstr(stree_last_error(), "tree_shape") != NULL, "%s", stree_last_error());
     cr_assert_eq(write_text(dir, "engine.json", "{\"target\": \"no-such-model\"}"), 0);
-    cr_expect_eq(stree_engine_create_from_config(path, stree_model_default_params(), &e), STREE_ERR_IO);
+    cr_expect_eq(stree_engine_create_from_config(path, test_params(), &e), STREE_ERR_IO);
     cr_expect(strstr(stree_last_error(), "no-such-model") != NULL, "%s", stree_last_error());
     cr_expect_null(e);
     temp_dir_remove(dir);

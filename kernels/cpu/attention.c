@@ -7,7 +7,7 @@
 void stree_cpu_rope(const stree_rope_params *p) {
     int32_t half = p->rope_dims / 2;
     for (int32_t i = 0; i < p->n; i++) {
-        float pos = (float)(p->n_past + p->depth[i]);
+        float pos = (float)((*p->n_past) + p->depth[i]);
         for (int32_t h = 0; h < p->n_heads; h++) {
             float *x = p->x + i * p->ldx + (int64_t)h * p->head_dim;
             for (int32_t d = 0; d < half; d++) {
@@ -35,9 +35,9 @@ void stree_cpu_attn_tree(const stree_attn_tree_params *p) {
             const float *q = p->q + i * q_row + (int64_t)h * hd;
             int64_t kv_off = (int64_t)(h / group) * hd;
             float mx = -INFINITY;
-            int32_t n_keys = p->n_past + n_path;
+            int32_t n_keys = (*p->n_past) + n_path;
             for (int32_t t = 0; t < n_keys; t++) {
-                const float *k = t < p->n_past ? p->k_cache + t * kv_row + kv_off
+                const float *k = t < (*p->n_past) ? p->k_cache + t * kv_row + kv_off
                                                : p->k_tree + path[n_keys - 1 - t] * kv_row + kv_off;
                 float dot = 0.0f;
                 for (int32_t d = 0; d < hd; d++) dot += q[d] * k[d];
@@ -52,7 +52,7 @@ void stree_cpu_attn_tree(const stree_attn_tree_params *p) {
             float *out = p->out + i * q_row + (int64_t)h * hd;
             memset(out, 0, (size_t)hd * sizeof *out);
             for (int32_t t = 0; t < n_keys; t++) {
-                const float *v = t < p->n_past ? p->v_cache + t * kv_row + kv_off
+                const float *v = t < (*p->n_past) ? p->v_cache + t * kv_row + kv_off
                                                : p->v_tree + path[n_keys - 1 - t] * kv_row + kv_off;
                 float w = score[t] / sum;
                 for (int32_t d = 0; d < hd; d++) out[d] += w * v[d];
@@ -63,7 +63,7 @@ void stree_cpu_attn_tree(const stree_attn_tree_params *p) {
 
 void stree_cpu_kv_commit(const stree_kv_commit_params *p) {
     for (int32_t k = 0; k < p->len; k++) {
-        int64_t dst = (int64_t)(p->n_past + k) * p->row, src = (int64_t)p->path[k] * p->row;
+        int64_t dst = (int64_t)((*p->n_past) + k) * p->row, src = (int64_t)p->path[k] * p->row;
         memmove(p->k_cache + dst, p->k_tree + src, (size_t)p->row * sizeof(float));
         memmove(p->v_cache + dst, p->v_tree + src, (size_t)p->row * sizeof(float));
     }

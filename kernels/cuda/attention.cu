@@ -10,7 +10,7 @@
 
 __global__ void rope_kernel(stree_rope_params p) {
     int i = blockIdx.x, h = blockIdx.y, half = p.rope_dims / 2;
-    float pos = (float)(p.n_past + p.depth[i]);
+    float pos = (float)(*p.n_past + p.depth[i]);
     float *x = p.x + i * p.ldx + (int64_t)h * p.head_dim;
     for (int d = threadIdx.x; d < half; d += blockDim.x) {
         float inv_freq = 1.0f / powf(p.theta, (float)(2 * d) / (float)p.rope_dims);
@@ -34,7 +34,7 @@ __global__ void attn_tree_kernel(stree_attn_tree_params p) {
     __shared__ int n_path;
     __shared__ float w_m[ATTN_WARPS], w_l[ATTN_WARPS];
     __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
-    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
+    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, n_past = *p.n_past;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
     if (threadIdx.x == 0) {
         int n = 0;
@@ -53,10 +53,10 @@ __global__ void attn_tree_kernel(stree_attn_tree_params p) {
         o[r] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    int n_keys = p.n_past + n_path;
+    int n_keys = n_past + n_path;
     for (int t = warp; t < n_keys; t += n_warps) {
         const float *k, *v;
-        if (t < p.n_past) {
+        if (t < n_past) {
             k = p.k_cache + t * kv_row + kv_off;
             v = p.v_cache + t * kv_row + kv_off;
         } else {
@@ -113,7 +113,7 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
 
 __global__ void kv_commit_kernel(stree_kv_commit_params p) {
     int k = blockIdx.x;
-    int64_t dst = (int64_t)(p.n_past + k) * p.row, src = (int64_t)p.path[k] * p.row;
+    int64_t dst = (int64_t)(*p.n_past + k) * p.row, src = (int64_t)p.path[k] * p.row;
     for (int j = threadIdx.x; j < p.row; j += blockDim.x) {
         p.k_cache[dst + j] = p.k_tree[src + j];
         p.v_cache[dst + j] = p.v_tree[src + j];

@@ -21,8 +21,8 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
     size_t need = (size_t)p->n * (size_t)p->k;
     if (need > g_xb_cap) {
-        if (g_xb) CUDA_OK(cudaFree(g_xb));
-        g_xb_cap = need * 2;
+        /* the old buffer stays allocated: captured graphs may still read it */
+        g_xb_cap = need * 2 > ((size_t)1 << 22) ? need * 2 : ((size_t)1 << 22);
         CUDA_OK(cudaMalloc(&g_xb, g_xb_cap * sizeof *g_xb));
     }
     dim3 grid(ceil_div(p->k, 256), p->n);

@@ -33,6 +33,11 @@ cublasHandle_t stree_cuda_blas(void) {
         CUBLAS_OK(cublasCreate(&g_blas));
         CUBLAS_OK(cublasSetStream(g_blas, stree_cuda_stream()));
         CUBLAS_OK(cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH));
+        /* a fixed workspace, so that GEMMs captured into graphs never allocate */
+        void *ws = NULL;
+        size_t ws_bytes = (size_t)64 << 20;
+        CUDA_OK(cudaMalloc(&ws, ws_bytes));
+        CUBLAS_OK(cublasSetWorkspace(g_blas, ws, ws_bytes));
     }
     return g_blas;
 }
@@ -122,4 +127,30 @@ extern "C" float *stree_cuda_random_vector(int64_t n, uint64_t seed, float lo, f
     random_f32_kernel<<<256, 256, 0, stree_cuda_stream()>>>(p, n, seed, lo, hi);
     LAUNCHED();
     return p;
+}
+
+extern "C" void stree_cuda_graph_begin(void) {
+    stree_cuda_blas(); /* create the handle outside the capture */
+    CUDA_OK(cudaStreamBeginCapture(stree_cuda_stream(), cudaStreamCaptureModeThreadLocal));
+}
+
+extern "C" void *stree_cuda_graph_end(void) {
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(stree_cuda_stream(), &graph);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return NULL; /* the caller falls back to launching the ops one by one */
+    }
+    return exec;
+}
+
+extern "C" void stree_cuda_graph_launch(void *graph) {
+    CUDA_OK(cudaGraphLaunch((cudaGraphExec_t)graph, stree_cuda_stream()));
+}
+
+extern "C" void stree_cuda_graph_free(void *graph) {
+    if (graph) CUDA_OK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
 }
