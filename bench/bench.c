@@ -9,6 +9,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/model.h"
+#include "runtime/profile.h"
 
 static double now(void) {
     struct timespec ts;
@@ -65,7 +66,7 @@ static void random_tree(int32_t n, int32_t vocab, int32_t *tokens, int32_t *pare
 static void usage(void) {
     fprintf(stderr,
             "usage: stree_bench --config CONFIG.json [--backend cpu|cuda] [--n-past N] [--iters N]\n"
-            "                   [--sizes 1,4,16,32,64,128]\n\n"
+            "                   [--sizes 1,4,16,32,64,128] [--profile]\n\n"
             "Random weights with the shapes of CONFIG.json (an HF config.json). Prints, per figure, the\n"
             "median latency, and for the decode step the bandwidth floor and the ratio to it.\n");
 }
@@ -73,10 +74,11 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *config = NULL, *sizes = "1,4,16,32,64,128";
     stree_backend backend = STREE_BACKEND_AUTO;
-    int32_t n_past = 512, iters = 20;
+    int32_t n_past = 512, iters = 20, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--help")) { usage(); return 0; }
+        if (!strcmp(argv[i], "--profile")) { profile = 1; continue; }
         if (!v) { usage(); return 2; }
         if (!strcmp(argv[i], "--config")) config = v;
         else if (!strcmp(argv[i], "--backend")) backend = !strcmp(v, "cpu") ? STREE_BACKEND_CPU : !strcmp(v, "cuda") ? STREE_BACKEND_CUDA : STREE_BACKEND_AUTO;
@@ -180,6 +182,22 @@ int main(int argc, char **argv) {
     double commit_ms = 1e3 * median(t, iters);
     printf("| commit of a 5-token path (KV rows, SSM + conv states) | %.3f | | %.1f%% of an AR step |\n", commit_ms,
            100.0 * commit_ms / ar_ms);
+    if (profile && s == STREE_OK) { /* per-op split of an AR step and of a 64-node verify */
+        m->ops = stree_profile_ops(ops);
+        for (int pass = 0; pass < 2 && s == STREE_OK; pass++) {
+            int32_t n = pass ? 64 : 1;
+            stree_profile_reset();
+            for (int i = 0; i < iters && s == STREE_OK; i++) {
+                random_tree(n, V, tokens, parent);
+                stree_fwd_tree ft = {.n = n, .tokens = tokens, .parent = parent};
+                s = stree_forward_tree(st, &ft, 1, NULL);
+                stree_state_topk(st, n, 1, argmax, NULL);
+                if (s == STREE_OK && !pass) s = stree_commit_path(st, root_path, 1, tokens[0]);
+            }
+            stree_profile_print(stdout, pass ? "verify, 64-node tree" : "AR decode step", iters);
+        }
+        m->ops = ops;
+    }
     if (s != STREE_OK) fprintf(stderr, "stree_bench: %s: %s\n", stree_status_str(s), stree_last_error());
     free(t);
     free(ctx);

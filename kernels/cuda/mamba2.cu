@@ -83,8 +83,44 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
     }
 }
 
-// block per (node, head); thread per head-dim element p.
-// y_i = e^{c_i} H0 C_i + sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j + D x_i
+#define SCAN_NODES 16
+// committed part, block per (head, chunk of SCAN_NODES nodes): y_i = e^{c_i} H0 C_i + D x_i.
+// Each committed state row is read once per chunk (coalesced, by one warp) and used for every node.
+__global__ void scan_committed_kernel(stree_mamba2_scan_params p) {
+    __shared__ float C[SCAN_NODES][MAX_STATE];
+    int h = blockIdx.x, i0 = blockIdx.y * SCAN_NODES;
+    int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
+    int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
+    int n_here = p.tree.n - i0 < SCAN_NODES ? p.tree.n - i0 : SCAN_NODES;
+    for (int e = threadIdx.x; e < SCAN_NODES * MAX_STATE; e += blockDim.x) { /* zero past N and n_here */
+        int k = e / MAX_STATE, n = e % MAX_STATE;
+        C[k][n] = k < n_here && n < N ? p.xbc[(int64_t)(i0 + k) * conv_dim + d_inner + G * N + g * N + n] : 0.0f;
+    }
+    __syncthreads();
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    const float *H0 = p.state + (int64_t)h * P * N;
+    for (int pp = warp; pp < P; pp += n_warps) {
+        float hrow[MAX_STATE / 32];
+        for (int r = 0; r < MAX_STATE / 32; r++) {
+            int n = lane + 32 * r;
+            hrow[r] = n < N ? H0[(int64_t)pp * N + n] : 0.0f;
+        }
+        for (int k = 0; k < n_here; k++) {
+            float part = 0.0f;
+            for (int r = 0; r < MAX_STATE / 32; r++) part += hrow[r] * C[k][lane + 32 * r];
+            float dot = warp_sum(part);
+            if (lane == 0) {
+                int i = i0 + k;
+                float c_i = p.c[(int64_t)i * H + h];
+                p.y[(int64_t)i * d_inner + h * P + pp] =
+                    __expf(c_i) * dot + p.D[h] * p.xbc[(int64_t)i * conv_dim + h * P + pp];
+            }
+        }
+    }
+}
+
+// tree part, block per (node, head), thread per head-dim element:
+// y_i += sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j
 __global__ void scan_tree_kernel(stree_mamba2_scan_params p) {
     __shared__ float C_i[MAX_STATE];
     __shared__ float coef[MAX_PATH];
@@ -113,15 +149,12 @@ __global__ void scan_tree_kernel(stree_mamba2_scan_params p) {
         if (threadIdx.x == 0) coef[t] = __expf(c_i - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h] * cb;
     }
     __syncthreads();
-    const float *H0 = p.state + (int64_t)h * P * N;
-    float decay0 = __expf(c_i);
     for (int pp = threadIdx.x; pp < P; pp += blockDim.x) {
-        float acc = 0.0f;
-        for (int n = 0; n < N; n++) acc += H0[pp * N + n] * C_i[n];
-        float y = decay0 * acc + p.D[h] * row_i[h * P + pp];
+        float y = 0.0f;
         for (int t = 0; t < n_path; t++) y += coef[t] * p.xbc[(int64_t)path[t] * conv_dim + h * P + pp];
-        p.y[(int64_t)i * d_inner + h * P + pp] = y;
+        p.y[(int64_t)i * d_inner + h * P + pp] += y;
     }
+    (void)row_i;
 }
 
 extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
@@ -131,6 +164,9 @@ extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
     }
     cudaStream_t s = stree_cuda_stream();
     cumdecay_kernel<<<ceil_div(p->n_heads, 64), 64, 0, s>>>(*p);
+    LAUNCHED();
+    dim3 g1(p->n_heads, ceil_div(p->tree.n, SCAN_NODES));
+    scan_committed_kernel<<<g1, 256, 0, s>>>(*p);
     LAUNCHED();
     dim3 grid(p->tree.n, p->n_heads);
     scan_tree_kernel<<<grid, 64, 0, s>>>(*p);
