@@ -30,8 +30,6 @@ STREE_TEST_BACKEND=cpu ctest -j8 > "$out/ctest_cpu.log" 2>&1; echo "ctest cpu rc
 tail -4 "$out/ctest_cpu.log"
 # the latency benchmark on the two real shapes
 for cfg in granite-4.0-h-1b-like nemotron-h-8b-like; do
-  ./stree_bench --config ../bench/configs/$cfg.json --backend cuda --n-past 512 --iters 20 > "$out/bench-$cfg.txt" 2>&1
+  ./stree_bench --config ../bench/configs/$cfg.json --backend cuda --n-past 512 --iters 20 --profile > "$out/bench-$cfg.txt" 2>&1
   echo "bench $cfg rc=$?"; cat "$out/bench-$cfg.txt"
 done
-STREE_NO_GRAPHS=1 ./stree_bench --config ../bench/configs/nemotron-h-8b-like.json --backend cuda --n-past 512 --iters 20 > "$out/bench-nemotron-h-8b-like-nographs.txt" 2>&1
-echo "bench without graphs rc=$?"; grep "AR decode\|64-node" "$out/bench-nemotron-h-8b-like-nographs.txt"
