@@ -76,28 +76,34 @@ static void expect_close(const char *what, const float *d, const float *ref, siz
 TestSuite(cuda_ops, .init = setup);
 
 Test(cuda_ops, matmul) {
-    int32_t n = 7, k = 200, m = 96;
-    int64_t ldx = 210, ldy = 100;
-    float *x = rnd((size_t)n * ldx, 1.0f), *w = rnd((size_t)m * k, 0.2f), *b = rnd((size_t)m, 1.0f);
-    float *y0 = rnd((size_t)n * ldy, 1.0f);
-    /* the CUDA path rounds x and w to bf16: give the reference the same operands */
-    float *xr = malloc((size_t)n * ldx * 4), *wr = malloc((size_t)m * k * 4), *yr = malloc((size_t)n * ldy * 4);
-    for (size_t i = 0; i < (size_t)n * ldx; i++) xr[i] = bf16_round(x[i]);
-    for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
-    for (int acc = 0; acc < 2; acc++) {
-        memcpy(yr, y0, (size_t)n * ldy * 4);
-        stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = b, .y = yr, .n = n, .k = k,
-                                 .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f, .accumulate = acc};
-        stree_cpu_matmul(&p);
-        float *dx = dev(x, (size_t)n * ldx * 4), *db = dev(b, (size_t)m * 4), *dy = dev(y0, (size_t)n * ldy * 4);
-        void *dw = G->upload_matrix(w, m, k);
-        stree_matmul_params q = p;
-        q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = db, q.y = dy;
-        G->matmul(&q);
-        expect_close(acc ? "matmul (accumulate)" : "matmul", dy, yr, (size_t)n * ldy, 1e-4);
-        G->free(dx), G->free(db), G->free(dy), G->free(dw);
+    /* n <= 4: the GEMV path (fp32 activations); larger n: cuBLAS on a bf16 copy of the activations */
+    static const int32_t ns[3] = {1, 3, 7};
+    for (int t = 0; t < 3; t++) {
+        int32_t n = ns[t], k = 200, m = 96;
+        int64_t ldx = 210, ldy = 100;
+        float *x = rnd((size_t)n * ldx, 1.0f), *w = rnd((size_t)m * k, 0.2f), *b = rnd((size_t)m, 1.0f);
+        float *y0 = rnd((size_t)n * ldy, 1.0f);
+        /* the reference gets the operands the CUDA path sees: bf16 weights, bf16 activations above 4 rows */
+        float *xr = malloc((size_t)n * ldx * 4), *wr = malloc((size_t)m * k * 4), *yr = malloc((size_t)n * ldy * 4);
+        for (size_t i = 0; i < (size_t)n * ldx; i++) xr[i] = n > 4 ? bf16_round(x[i]) : x[i];
+        for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(yr, y0, (size_t)n * ldy * 4);
+            stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = b, .y = yr, .n = n,
+                                     .k = k, .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f, .accumulate = acc};
+            stree_cpu_matmul(&p);
+            float *dx = dev(x, (size_t)n * ldx * 4), *db = dev(b, (size_t)m * 4), *dy = dev(y0, (size_t)n * ldy * 4);
+            void *dw = G->upload_matrix(w, m, k);
+            stree_matmul_params q = p;
+            q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = db, q.y = dy;
+            G->matmul(&q);
+            char what[64];
+            snprintf(what, sizeof what, "matmul n=%d%s", n, acc ? " (accumulate)" : "");
+            expect_close(what, dy, yr, (size_t)n * ldy, 1e-4);
+            G->free(dx), G->free(db), G->free(dy), G->free(dw);
+        }
+        free(x), free(w), free(b), free(y0), free(xr), free(wr), free(yr);
     }
-    free(x), free(w), free(b), free(y0), free(xr), free(wr), free(yr);
 }
 
 Test(cuda_ops, rmsnorm_and_gated_norm) {

@@ -6,7 +6,7 @@
 
 #define MAX_HEAD_DIM 256
 #define MAX_PATH 4096
-#define ATTN_WARPS 8
+#define ATTN_WARPS 4
 
 __global__ void rope_kernel(stree_rope_params p) {
     int i = blockIdx.x, h = blockIdx.y, half = p.rope_dims / 2;
@@ -28,13 +28,22 @@ extern "C" void stree_cuda_rope(const stree_rope_params *p) {
     LAUNCHED();
 }
 
-// Each warp: running max m, sum l, accumulator o[hd] (hd / 32 per lane) over its keys.
-__global__ void attn_tree_kernel(stree_attn_tree_params p) {
+// Split-K tree attention. Block (node i, head h, split z) takes the z-th slice of node i's keys
+// (committed prefix, then its ancestor-or-self tree keys); its warps keep an online softmax (max m,
+// sum l, o[hd]) and the block writes one partial; a second kernel merges the ATTN_SPLITS partials in
+// a fixed order. The split count is fixed so that captured graphs replay for any context length.
+#define ATTN_SPLITS 8
+#define ATTN_PARTIAL (MAX_HEAD_DIM + 2)
+
+static float *g_partials;
+static size_t g_partials_cap;
+
+__global__ void attn_partial_kernel(stree_attn_tree_params p, float *partials) {
     __shared__ int path[MAX_PATH];
     __shared__ int n_path;
     __shared__ float w_m[ATTN_WARPS], w_l[ATTN_WARPS];
     __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
-    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, n_past = *p.n_past;
+    int i = blockIdx.x, h = blockIdx.y, z = blockIdx.z, hd = p.head_dim, n_past = *p.n_past;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
     if (threadIdx.x == 0) {
         int n = 0;
@@ -53,8 +62,9 @@ __global__ void attn_tree_kernel(stree_attn_tree_params p) {
         o[r] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    int n_keys = n_past + n_path;
-    for (int t = warp; t < n_keys; t += n_warps) {
+    int n_keys = n_past + n_path, chunk = (n_keys + ATTN_SPLITS - 1) / ATTN_SPLITS;
+    int begin = z * chunk, end = min(n_keys, begin + chunk);
+    for (int t = begin + warp; t < end; t += n_warps) {
         const float *k, *v;
         if (t < n_past) {
             k = p.k_cache + t * kv_row + kv_off;
@@ -87,16 +97,40 @@ __global__ void attn_tree_kernel(stree_attn_tree_params p) {
         if (d < hd) w_o[warp][d] = o[r];
     }
     __syncthreads();
-    // combine the warps in a fixed order
     float M = -INFINITY;
     for (int w = 0; w < n_warps; w++) M = fmaxf(M, w_m[w]);
-    float L = 0.0f;
-    for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - M);
-    float *out = p.out + i * q_row + (int64_t)h * hd;
+    float *part = partials + (((int64_t)i * p.n_heads + h) * ATTN_SPLITS + z) * ATTN_PARTIAL;
+    if (threadIdx.x == 0) {
+        float L = 0.0f;
+        for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - M);
+        part[0] = M;
+        part[1] = L;
+    }
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
         for (int w = 0; w < n_warps; w++)
             if (w_m[w] != -INFINITY) acc += w_o[w][d] * __expf(w_m[w] - M);
+        part[2 + d] = acc;
+    }
+}
+
+__global__ void attn_combine_kernel(stree_attn_tree_params p, const float *partials) {
+    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
+    const float *part = partials + ((int64_t)i * p.n_heads + h) * ATTN_SPLITS * ATTN_PARTIAL;
+    float M = -INFINITY;
+    for (int z = 0; z < ATTN_SPLITS; z++) M = fmaxf(M, part[z * ATTN_PARTIAL]);
+    float L = 0.0f;
+    for (int z = 0; z < ATTN_SPLITS; z++) {
+        float mz = part[z * ATTN_PARTIAL];
+        if (mz != -INFINITY) L += part[z * ATTN_PARTIAL + 1] * __expf(mz - M);
+    }
+    float *out = p.out + i * (int64_t)p.n_heads * hd + (int64_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int z = 0; z < ATTN_SPLITS; z++) {
+            float mz = part[z * ATTN_PARTIAL];
+            if (mz != -INFINITY) acc += part[z * ATTN_PARTIAL + 2 + d] * __expf(mz - M);
+        }
         out[d] = acc / L;
     }
 }
@@ -106,8 +140,17 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
         stree_cuda_note("attention head_dim above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
         return;
     }
-    dim3 grid(p->tree.n, p->n_heads);
-    attn_tree_kernel<<<grid, ATTN_WARPS * 32, 0, stree_cuda_stream()>>>(*p);
+    size_t need = (size_t)p->tree.n * (size_t)p->n_heads * ATTN_SPLITS * ATTN_PARTIAL;
+    if (need > g_partials_cap) { /* grown outside graph capture (the eager pass comes first); kept for graphs */
+        g_partials_cap = need * 2;
+        CUDA_OK(cudaMalloc(&g_partials, g_partials_cap * sizeof(float)));
+    }
+    cudaStream_t s = stree_cuda_stream();
+    dim3 grid(p->tree.n, p->n_heads, ATTN_SPLITS);
+    attn_partial_kernel<<<grid, ATTN_WARPS * 32, 0, s>>>(*p, g_partials);
+    LAUNCHED();
+    dim3 g2(p->tree.n, p->n_heads);
+    attn_combine_kernel<<<g2, 128, 0, s>>>(*p, g_partials);
     LAUNCHED();
 }
 

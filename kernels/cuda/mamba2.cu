@@ -71,16 +71,14 @@ extern "C" void stree_cuda_mamba2_dt(const stree_mamba2_dt_params *p) {
     LAUNCHED();
 }
 
-// c_i = c_parent(i) + dt_i * A_h: one thread per head walks the nodes in topological order
+// c_i = sum over path(i) of dt_j * A_h: one thread per (node, head) walks its own path, so no node
+// waits on another (a serial walk over the nodes is a chain of dependent global loads)
 __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
-    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    int i = blockIdx.y, h = blockIdx.x * blockDim.x + threadIdx.x;
     if (h >= p.n_heads) return;
-    float A = -expf(p.A_log[h]);
-    for (int i = 0; i < p.tree.n; i++) {
-        int par = p.tree.parent[i];
-        float base = par >= 0 ? p.c[(int64_t)par * p.n_heads + h] : 0.0f;
-        p.c[(int64_t)i * p.n_heads + h] = base + p.dt[(int64_t)i * p.n_heads + h] * A;
-    }
+    float A = -expf(p.A_log[h]), c = 0.0f;
+    for (int j = i; j >= 0; j = p.tree.parent[j]) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+    p.c[(int64_t)i * p.n_heads + h] = c;
 }
 
 #define SCAN_NODES 16
@@ -163,7 +161,8 @@ extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
         return;
     }
     cudaStream_t s = stree_cuda_stream();
-    cumdecay_kernel<<<ceil_div(p->n_heads, 64), 64, 0, s>>>(*p);
+    dim3 g0(ceil_div(p->n_heads, 64), p->tree.n);
+    cumdecay_kernel<<<g0, 64, 0, s>>>(*p);
     LAUNCHED();
     dim3 g1(p->n_heads, ceil_div(p->tree.n, SCAN_NODES));
     scan_committed_kernel<<<g1, 256, 0, s>>>(*p);
