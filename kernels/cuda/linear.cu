@@ -17,58 +17,8 @@ __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float 
     if (i < n && j < m) y[i * ldy + j] += alpha * bias[j];
 }
 
-#define GEMV_MAX_ROWS 4
-// y[i, o] = alpha * (x[i] . w[o] + b[o]) (+ y) for n <= 4 rows: one warp per output o streams w[o]
-// in 16-byte loads (8 bf16), the fp32 activations come through L1. Reads each weight once, near the
-// copy bandwidth, with no bf16 copy of x.
-template <int NR>
-__global__ void __launch_bounds__(256) gemv_kernel(stree_matmul_params p) {
-    int o = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (o >= p.m) return;
-    const uint4 *w = (const uint4 *)((const __nv_bfloat16 *)p.w + (int64_t)o * p.k);
-    float acc[NR];
-    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
-    int n_vec = p.k / 8;
-#pragma unroll 4
-    for (int v = lane; v < n_vec; v += 32) {
-        uint4 raw = __ldg(w + v);
-        const __nv_bfloat162 *h2 = (const __nv_bfloat162 *)&raw;
-        float wf[8];
-        for (int q = 0; q < 4; q++) {
-            float2 f = __bfloat1622float2(h2[q]);
-            wf[2 * q] = f.x;
-            wf[2 * q + 1] = f.y;
-        }
-        for (int r = 0; r < NR; r++) {
-            const float *x = p.x + r * p.ldx + (int64_t)v * 8;
-            float a = acc[r];
-            for (int q = 0; q < 8; q++) a += wf[q] * x[q];
-            acc[r] = a;
-        }
-    }
-    for (int r = 0; r < NR; r++) {
-        float dot = warp_sum(acc[r]);
-        if (lane == 0) {
-            float val = p.alpha * (dot + (p.maybe_bias ? p.maybe_bias[o] : 0.0f));
-            float *y = p.y + r * p.ldy + o;
-            *y = p.accumulate ? *y + val : val;
-        }
-    }
-}
-
 extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
-    if (p->n <= GEMV_MAX_ROWS && p->k % 8 == 0) {
-        int blocks = ceil_div(p->m, 8);
-        switch (p->n) {
-        case 1: gemv_kernel<1><<<blocks, 256, 0, s>>>(*p); break;
-        case 2: gemv_kernel<2><<<blocks, 256, 0, s>>>(*p); break;
-        case 3: gemv_kernel<3><<<blocks, 256, 0, s>>>(*p); break;
-        default: gemv_kernel<4><<<blocks, 256, 0, s>>>(*p); break;
-        }
-        LAUNCHED();
-        return;
-    }
     size_t need = (size_t)p->n * (size_t)p->k;
     if (need > g_xb_cap) {
         /* the old buffer stays allocated: captured graphs may still read it */
