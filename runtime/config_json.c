@@ -136,6 +136,19 @@ stree_status stree_cfg_rope_theta(const stree_cfg *cfg, float def, float *out) {
     return rope_number(cfg, "rope_theta", def, out);
 }
 
+stree_status stree_cfg_rope_parameter(const stree_cfg *cfg, const char *key, float def, float *out) {
+    const cJSON *rp = rope_params(cfg);
+    const cJSON *v = rp ? cJSON_GetObjectItemCaseSensitive(rp, key) : NULL;
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return STREE_OK;
+    }
+    double d = 0.0;
+    STREE_TRY(stree_cfg_number(cfg, v, key, &d));
+    *out = (float)d;
+    return STREE_OK;
+}
+
 stree_status stree_cfg_partial_rotary(const stree_cfg *cfg, float def, float *out) {
     return rope_number(cfg, "partial_rotary_factor", def, out);
 }

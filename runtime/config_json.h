@@ -32,6 +32,8 @@ stree_status stree_cfg_floats_or(const stree_cfg *cfg, const char *key, int32_t 
 stree_status stree_cfg_rope_theta(const stree_cfg *cfg, float def, float *out);
 /* partial_rotary_factor from rope_parameters or top level; `def` when absent. */
 stree_status stree_cfg_partial_rotary(const stree_cfg *cfg, float def, float *out);
+/* A number inside rope_parameters (or rope_scaling) only; `def` when absent. */
+stree_status stree_cfg_rope_parameter(const stree_cfg *cfg, const char *key, float def, float *out);
 /* eos_token_id may be an int or a list (first entry); -1 when absent. */
 int32_t stree_cfg_token_id(const stree_cfg *cfg, const char *key);
 /* Fails unless rope_parameters.rope_type / rope_scaling is absent or "default". */

@@ -14,6 +14,13 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
     STREE_TRY(stree_desc_alloc_layers(d, n_layers));
     stree_attn_desc a = {0};
     STREE_TRY(stree_parse_attention(cfg, d->d_model, 1, &a));
+    /* transformers' BambaConfig: partial_rotary_factor from rope_parameters, else 0.5; a top-level
+     * key is ignored (tests/fixtures/FACTS.md) */
+    float partial = 0.5f;
+    STREE_TRY(stree_cfg_rope_parameter(cfg, "partial_rotary_factor", 0.5f, &partial));
+    if (!(partial > 0.0f && partial <= 1.0f))
+        return stree_fail(STREE_ERR_CONFIG, "%s: partial_rotary_factor %g must be in (0, 1]", cfg->path, partial);
+    a.rope_dims = ((int32_t)((float)a.head_dim * partial)) & ~1;
     stree_mamba2_desc m = d->layers[0].mamba2;
     STREE_TRY(stree_parse_mamba_prefixed(cfg, expand * d->d_model, d->norm_eps, &m));
     STREE_TRY(stree_mamba2_finish(cfg, &m));

@@ -76,7 +76,10 @@ stree_status stree_parse_attention(const stree_cfg *cfg, int32_t d_model, int32_
     if (a->n_heads % a->n_kv_heads)
         return stree_fail(STREE_ERR_CONFIG, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
                           cfg->path, a->n_heads, a->n_kv_heads);
-    STREE_TRY(stree_cfg_int_or(cfg, "head_dim", d_model / a->n_heads, &a->head_dim));
+    /* older Nemotron-H hub configs spell it attention_head_dim */
+    int32_t head_dim_default = d_model / a->n_heads;
+    STREE_TRY(stree_cfg_int_or(cfg, "attention_head_dim", head_dim_default, &head_dim_default));
+    STREE_TRY(stree_cfg_int_or(cfg, "head_dim", head_dim_default, &a->head_dim));
     STREE_TRY(positive(cfg, "head_dim", a->head_dim));
     a->scale = 1.0f / sqrtf((float)a->head_dim);
     a->key_mult = 1.0f;

@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "runtime/config_json.h"
 
 #include "stree.h"
 #include "tests/helpers/fixture_list.h"
@@ -160,4 +165,73 @@ ParameterizedTest(fixture_param *p, fixtures, cli) {
     free(ids);
     temp_dir_remove(tmp);
     golden_free(&g);
+}
+
+/* ---- config spellings found in the wild, rewritten from a fixture's config.json ---- */
+/* Copies fixture `name` into a temp dir with config.json edited by `edit`; returns the dir. */
+static const char *rewritten_fixture(const char *name, void (*edit)(cJSON *cfg)) {
+    const char *dir = temp_dir();
+    cr_assert_not_null(dir);
+    char src[1024], dst[1024];
+    snprintf(src, sizeof src, "%s/config.json", fixture_dir(name));
+    cJSON *cfg = NULL; /* the loader's reader: hub configs carry bare Infinity */
+    cr_assert_eq(stree_json_load(src, &cfg), STREE_OK, "%s", stree_last_error());
+    edit(cfg);
+    char *out = cJSON_Print(cfg);
+    cr_assert_eq(write_text(dir, "config.json", out), 0);
+    free(out);
+    cJSON_Delete(cfg);
+    const char *files[2] = {"model.safetensors", "golden.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/%s", fixture_dir(name), files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        cr_assert_eq(symlink(src, dst), 0);
+    }
+    return dir;
+}
+
+static void expect_golden_logits(const char *dir, const char *what) {
+    golden g;
+    cr_assert_eq(golden_load(dir, &g), 0);
+    stree_model *m = NULL;
+    stree_model_params mp = stree_model_default_params();
+    mp.backend = test_backend();
+    cr_assert_eq(stree_model_load(dir, mp, &m), STREE_OK, "%s: %s", what, stree_last_error());
+    float *lg = run_logits(m, &g, 64);
+    double err, scale;
+    max_err(lg, g.logits, (size_t)g.n_input * (size_t)g.vocab, &err, &scale);
+    cr_expect_leq(err, test_golden_tol() * scale, "%s: max |err| %g (scale %g)", what, err, scale);
+    free(lg);
+    golden_free(&g);
+    stree_model_free(m);
+}
+
+/* Hub-style Bamba: only a top-level rope_theta and a top-level partial_rotary_factor, which
+ * transformers ignores (it keeps 0.5). */
+static void bamba_hub_rope(cJSON *cfg) {
+    cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    double theta = cJSON_GetObjectItemCaseSensitive(rp, "rope_theta")->valuedouble;
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "rope_parameters");
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "partial_rotary_factor");
+    cJSON_AddNumberToObject(cfg, "rope_theta", theta);
+    cJSON_AddNumberToObject(cfg, "partial_rotary_factor", 1.0);
+}
+
+Test(spellings, bamba_top_level_rope) {
+    const char *dir = rewritten_fixture("bamba", bamba_hub_rope);
+    expect_golden_logits(dir, "bamba with hub-style rope keys");
+    temp_dir_remove(dir);
+}
+
+/* Nemotron-H-8B-style hub configs say attention_head_dim. */
+static void nemotron_attention_head_dim(cJSON *cfg) {
+    cJSON *hd = cJSON_DetachItemFromObjectCaseSensitive(cfg, "head_dim");
+    cr_assert_not_null(hd);
+    cJSON_AddItemToObject(cfg, "attention_head_dim", hd);
+}
+
+Test(spellings, nemotron_attention_head_dim) {
+    const char *dir = rewritten_fixture("nemotron_h_hub", nemotron_attention_head_dim);
+    expect_golden_logits(dir, "nemotron_h_hub with attention_head_dim");
+    temp_dir_remove(dir);
 }
