@@ -58,6 +58,16 @@ stree_status stree_bind_gated_mlp(stree_wbinder *b, const char *prefix, const ch
                                   const char *down, int32_t d_model, int32_t d_ff, stree_mlp_weights *w);
 stree_status stree_bind_vector(stree_wbinder *b, const float **dst, const char *name, int64_t n);
 stree_status stree_bind_matrix(stree_wbinder *b, const float **dst, const char *name, int64_t rows, int64_t cols);
+/* Names inside "model.layers.{i}." of a two-sub-block decoder layer (norm + mixer(s), norm + MLP). */
+typedef struct stree_layer_names {
+    const char *norm1, *norm2;  /* e.g. "input_layernorm.weight", "pre_ff_layernorm.weight" */
+    const char *mamba, *attn;   /* mixer prefixes, e.g. "mamba.", "self_attn." */
+    const char *mlp;            /* gated MLP prefix with gate_proj/up_proj/down_proj ("mlp."); NULL: the
+                                 * family binds its own MLP */
+} stree_layer_names;
+/* Binds the norms, the layer's mixers (by the description) and the gated MLP of layer i. */
+stree_status stree_bind_decoder_layer(stree_wbinder *b, const stree_model_desc *d, int32_t i,
+                                      const stree_layer_names *names, stree_layer_weights *lw);
 /* Embedding, final norm and lm_head (tied or not). */
 stree_status stree_bind_io(stree_wbinder *b, const stree_model_desc *desc, const char *embed, const char *final_norm,
                            const char *lm_head, stree_weights *w);

@@ -204,6 +204,30 @@ stree_status stree_bind_io(stree_wbinder *b, const stree_model_desc *desc, const
     return STREE_OK;
 }
 
+stree_status stree_bind_decoder_layer(stree_wbinder *b, const stree_model_desc *d, int32_t i,
+                                      const stree_layer_names *names, stree_layer_weights *lw) {
+    const stree_layer_desc *l = &d->layers[i];
+    char n[NAME_CAP];
+    snprintf(n, sizeof n, "model.layers.%d.%s", i, names->norm1);
+    STREE_TRY(stree_bind_vector(b, &lw->norm1, n, d->d_model));
+    snprintf(n, sizeof n, "model.layers.%d.%s", i, names->norm2);
+    STREE_TRY(stree_bind_vector(b, &lw->norm2, n, d->d_model));
+    if (l->has_mamba2) {
+        snprintf(n, sizeof n, "model.layers.%d.%s", i, names->mamba);
+        STREE_TRY(stree_bind_mamba2(b, n, d->d_model, &l->mamba2, &lw->mamba2));
+    }
+    if (l->has_attention) {
+        snprintf(n, sizeof n, "model.layers.%d.%s", i, names->attn);
+        STREE_TRY(stree_bind_attention(b, n, d->d_model, &l->attn, &lw->attn));
+    }
+    if (names->mlp) {
+        snprintf(n, sizeof n, "model.layers.%d.%s", i, names->mlp);
+        STREE_TRY(stree_bind_gated_mlp(b, n, "gate_proj.weight", "up_proj.weight", "down_proj.weight", d->d_model,
+                                       l->mlp.d_ff, &lw->mlp));
+    }
+    return STREE_OK;
+}
+
 stree_status stree_alloc_experts(stree_weights *all, int32_t n_experts, stree_mlp_weights *w) {
     const float **p = calloc((size_t)3 * (size_t)n_experts, sizeof *p);
     if (!p) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for %d experts", n_experts);

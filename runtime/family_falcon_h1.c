@@ -60,22 +60,8 @@ static stree_status parse(const stree_cfg *cfg, stree_model_desc *d) {
 
 static stree_status bind(stree_wbinder *b, const stree_model_desc *d, stree_weights *w) {
     STREE_TRY(stree_bind_io(b, d, "model.embed_tokens.weight", "model.final_layernorm.weight", "lm_head.weight", w));
-    char name[128];
-    for (int32_t i = 0; i < d->n_layers; i++) {
-        const stree_layer_desc *l = &d->layers[i];
-        stree_layer_weights *lw = &w->layers[i];
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
-        STREE_TRY(stree_bind_vector(b, &lw->norm1, name, d->d_model));
-        snprintf(name, sizeof name, "model.layers.%d.pre_ff_layernorm.weight", i);
-        STREE_TRY(stree_bind_vector(b, &lw->norm2, name, d->d_model));
-        snprintf(name, sizeof name, "model.layers.%d.mamba.", i);
-        STREE_TRY(stree_bind_mamba2(b, name, d->d_model, &l->mamba2, &lw->mamba2));
-        snprintf(name, sizeof name, "model.layers.%d.self_attn.", i);
-        STREE_TRY(stree_bind_attention(b, name, d->d_model, &l->attn, &lw->attn));
-        snprintf(name, sizeof name, "model.layers.%d.feed_forward.", i);
-        STREE_TRY(stree_bind_gated_mlp(b, name, "gate_proj.weight", "up_proj.weight", "down_proj.weight", d->d_model,
-                                       l->mlp.d_ff, &lw->mlp));
-    }
+    static const stree_layer_names names = {"input_layernorm.weight", "pre_ff_layernorm.weight", "mamba.", "self_attn.", "feed_forward."};
+    for (int32_t i = 0; i < d->n_layers; i++) STREE_TRY(stree_bind_decoder_layer(b, d, i, &names, &w->layers[i]));
     return STREE_OK;
 }
 

@@ -116,17 +116,9 @@ static stree_status bind(stree_wbinder *b, const stree_model_desc *d, stree_weig
     for (int32_t i = 0; i < d->n_layers; i++) {
         const stree_layer_desc *l = &d->layers[i];
         stree_layer_weights *lw = &w->layers[i];
-        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
-        STREE_TRY(stree_bind_vector(b, &lw->norm1, name, d->d_model));
-        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
-        STREE_TRY(stree_bind_vector(b, &lw->norm2, name, d->d_model));
-        if (l->has_mamba2) {
-            snprintf(name, sizeof name, "model.layers.%d.mamba.", i);
-            STREE_TRY(stree_bind_mamba2(b, name, d->d_model, &l->mamba2, &lw->mamba2));
-        } else {
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.", i);
-            STREE_TRY(stree_bind_attention(b, name, d->d_model, &l->attn, &lw->attn));
-        }
+        static const stree_layer_names names = {"input_layernorm.weight", "post_attention_layernorm.weight", "mamba.",
+                                                "self_attn.", NULL};
+        STREE_TRY(stree_bind_decoder_layer(b, d, i, &names, lw));
         /* shared_mlp.input_linear [2*I, D]: gate rows, then up rows */
         const float *in_lin;
         snprintf(name, sizeof name, "model.layers.%d.shared_mlp.input_linear.weight", i);
