@@ -171,17 +171,25 @@ static stree_status pick_backend(stree_backend backend, const stree_ops **out) {
     return STREE_OK;
 }
 
-stree_status stree_model_create_random(const char *config_path, uint64_t seed, stree_model_params params,
-                                       stree_model **out) {
-    if (!out || !config_path) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_create_random: bad arguments");
-    *out = NULL;
+/* An empty model on the backend the params ask for; `where` names it in messages. */
+static stree_status model_new(stree_model_params params, const char *where, stree_model **out) {
     const stree_ops *ops = NULL;
     STREE_TRY(pick_backend(params.backend, &ops));
     stree_model *m = calloc(1, sizeof *m);
     if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
     m->params = params;
     m->ops = ops;
-    snprintf(m->dir, sizeof m->dir, "%s", config_path);
+    snprintf(m->dir, sizeof m->dir, "%s", where);
+    *out = m;
+    return STREE_OK;
+}
+
+stree_status stree_model_create_random(const char *config_path, uint64_t seed, stree_model_params params,
+                                       stree_model **out) {
+    if (!out || !config_path) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_create_random: bad arguments");
+    *out = NULL;
+    stree_model *m;
+    STREE_TRY(model_new(params, config_path, &m));
     stree_status s = describe(config_path, &m->desc);
     if (s == STREE_OK) {
         m->weights.layers = calloc((size_t)m->desc.n_layers, sizeof *m->weights.layers);
@@ -205,13 +213,8 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: out is NULL");
     *out = NULL;
     if (!dir) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: dir is NULL");
-    const stree_ops *ops = NULL;
-    STREE_TRY(pick_backend(params.backend, &ops));
-    stree_model *m = calloc(1, sizeof *m);
-    if (!m) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
-    m->params = params;
-    m->ops = ops;
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    stree_model *m;
+    STREE_TRY(model_new(params, dir, &m));
     char config[1024];
     snprintf(config, sizeof config, "%s/config.json", dir);
     stree_status s = describe(config, &m->desc);

@@ -20,14 +20,7 @@
 
 STREE_FIXTURE_PARAMS(fixtures, logits)
 
-static stree_model *load(const char *name) {
-    stree_model *m = NULL;
-    stree_model_params mp = stree_model_default_params();
-    mp.backend = test_backend();
-    stree_status s = stree_model_load(fixture_dir(name), mp, &m);
-    cr_assert_eq(s, STREE_OK, "%s: %s", name, stree_last_error());
-    return m;
-}
+static stree_model *load(const char *name) { return test_load_fixture(name); }
 
 static stree_seq *ar_seq(stree_model *m, int32_t chunk, stree_engine **e) {
     stree_engine_params ep = stree_engine_default_params();

@@ -13,13 +13,7 @@
 
 #define N_NEW 128
 
-static stree_model *load(const char *name) {
-    stree_model *m = NULL;
-    stree_model_params mp = stree_model_default_params();
-    mp.backend = test_backend();
-    cr_assert_eq(stree_model_load(fixture_dir(name), mp, &m), STREE_OK, "%s: %s", name, stree_last_error());
-    return m;
-}
+static stree_model *load(const char *name) { return test_load_fixture(name); }
 
 static void generate(stree_model *target, stree_engine_params ep, const golden *g, int32_t *out, stree_stats *stats) {
     stree_engine *e = NULL;

@@ -15,13 +15,7 @@
 #include "tests/helpers/fixture_list.h"
 #include "tests/helpers/golden.h"
 
-static stree_model *load(const char *name) {
-    stree_model *m = NULL;
-    stree_model_params mp = stree_model_default_params();
-    mp.backend = test_backend();
-    cr_assert_eq(stree_model_load(fixture_dir(name), mp, &m), STREE_OK, "%s: %s", name, stree_last_error());
-    return m;
-}
+static stree_model *load(const char *name) { return test_load_fixture(name); }
 
 static stree_state *new_state(stree_model *m, int32_t chunk) {
     stree_state *st = NULL;
