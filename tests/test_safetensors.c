@@ -13,25 +13,18 @@
 #include <unistd.h>
 
 #include "runtime/safetensors.h"
+#include "tests/helpers/golden.h"
 
 /* ---------------------------------------------------------------- temp dir + writers */
 static char tmpdir[PATH_MAX];
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void setup(void) {
-    strcpy(tmpdir, "/tmp/stree_st_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+    const char *d = temp_dir();
+    cr_assert_not_null(d, "mkdtemp failed");
+    snprintf(tmpdir, sizeof tmpdir, "%s", d);
 }
 
-static void teardown(void) {
-    if (tmpdir[0]) nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void teardown(void) { temp_dir_remove(tmpdir); }
 
 TestSuite(safetensors, .init = setup, .fini = teardown);
 

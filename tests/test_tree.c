@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "spec/tree.h"
+#include "tests/helpers/golden.h"
 #include "stree.h"
 
 static void expect_error(stree_status got, stree_status want, const char *needle1, const char *needle2) {
@@ -526,20 +527,14 @@ Test(shape, dynamic) {
 
 static char tmpdir[PATH_MAX];
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void json_setup(void) {
-    strcpy(tmpdir, "/tmp/stree_tree_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+    const char *d = temp_dir();
+    cr_assert_not_null(d, "mkdtemp failed");
+    snprintf(tmpdir, sizeof tmpdir, "%s", d);
 }
 
 static void json_teardown(void) {
-    if (tmpdir[0]) nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    temp_dir_remove(tmpdir);
     tmpdir[0] = '\0';
 }
 
