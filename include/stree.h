@@ -73,6 +73,8 @@ stree_status stree_model_create_random(const char *config_path, uint64_t seed, s
 
 int32_t stree_model_vocab_size(const stree_model *model);
 int32_t stree_model_n_layers(const stree_model *model);
+/* Device memory in use by the process on the model's backend, bytes (0 on the CPU backend). */
+size_t stree_model_device_bytes(const stree_model *model);
 /* "cpu" or "cuda": the backend the model was loaded on. */
 const char *stree_model_backend(const stree_model *model);
 /* The architecture string of config.json, e.g. "NemotronHForCausalLM". */
@@ -157,12 +159,19 @@ stree_status stree_seq_generate(stree_seq *seq, const int32_t *prompt, int32_t n
                                 int stop_at_eos, int32_t *out_tokens, int32_t *n_out, stree_token_fn maybe_on_token,
                                 void *user);
 
+#define STREE_STATS_DEPTHS 32
+#define STREE_STATS_RANKS 16
 typedef struct stree_stats {
     int64_t n_steps;        /* draft -> verify -> commit steps */
     int64_t n_emitted;      /* tokens emitted by steps (accepted drafts + bonus tokens) */
     int64_t n_drafted;      /* drafted nodes verified (tree nodes minus roots) */
     int64_t n_accepted;     /* drafted nodes accepted */
     double t_draft, t_verify, t_commit; /* seconds */
+    /* acceptance by position: offered[d][r] counts the times an accepted node at depth d-1 had a
+     * child of sibling rank r (d >= 1); accepted[d][r] the times that child was the one accepted.
+     * accepted / offered estimates the acceptance probability per (depth, rank). */
+    int64_t offered[STREE_STATS_DEPTHS][STREE_STATS_RANKS];
+    int64_t accepted[STREE_STATS_DEPTHS][STREE_STATS_RANKS];
 } stree_stats;
 
 stree_status stree_seq_stats(const stree_seq *seq, stree_stats *out);

@@ -228,6 +228,8 @@ typedef struct stree_ops {
     void *(*random_matrix)(int64_t rows, int64_t cols, uint64_t seed);
     float *(*random_vector)(int64_t n, uint64_t seed, float lo, float hi);
     void (*sync)(void);
+    /* device memory in use by the whole process, bytes (0 where not measurable, e.g. the CPU) */
+    size_t (*bytes_in_use)(void);
     /* CUDA graphs (NULL on backends without them): capture the ops issued between begin and end,
      * replay them with launch. Captured ops must not synchronise or allocate. */
     void (*graph_begin)(void);

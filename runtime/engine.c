@@ -177,6 +177,21 @@ stree_status stree_seq_prefill(stree_seq *s, const int32_t *prompt, int32_t n) {
     return STREE_OK;
 }
 
+/* offered / accepted per (depth, sibling rank) along the accepted path */
+static void record_positions(stree_stats *st, const stree_tree *t, const int32_t *path, int32_t len) {
+    for (int32_t k = 0; k < len; k++) {
+        int32_t u = path[k], d = t->depth[u] + 1;
+        if (d >= STREE_STATS_DEPTHS) break;
+        int32_t next = k + 1 < len ? path[k + 1] : -1;
+        for (int32_t c = u + 1; c < t->n; c++) {
+            if (t->parent[c] != u) continue;
+            int32_t r = t->rank[c] < STREE_STATS_RANKS ? t->rank[c] : STREE_STATS_RANKS - 1;
+            st->offered[d][r]++;
+            if (c == next) st->accepted[d][r]++;
+        }
+    }
+}
+
 stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_out) {
     if (!s || !out || !n_out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_step: bad arguments");
     *n_out = 0;
@@ -215,6 +230,7 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     s->stats.t_draft += t1 - t0;
     s->stats.t_verify += t2 - t1;
     s->stats.t_commit += t3 - t2;
+    record_positions(&s->stats, &s->tree, path, len);
     return STREE_OK;
 }
 

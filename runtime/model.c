@@ -238,6 +238,10 @@ void stree_model_free(stree_model *model) {
     free(model);
 }
 
+size_t stree_model_device_bytes(const stree_model *model) {
+    return model && model->ops->bytes_in_use ? model->ops->bytes_in_use() : 0;
+}
+
 const char *stree_model_backend(const stree_model *model) { return model ? model->ops->name : ""; }
 
 int32_t stree_model_vocab_size(const stree_model *model) { return model ? model->desc.vocab_size : 0; }

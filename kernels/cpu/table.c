@@ -13,6 +13,7 @@ const stree_ops stree_cpu_ops = {
     .random_matrix = stree_cpu_random_matrix,
     .random_vector = stree_cpu_random_vector,
     .sync = stree_cpu_sync,
+    .bytes_in_use = NULL,
     .graph_begin = NULL,
     .graph_end = NULL,
     .graph_launch = NULL,

@@ -76,6 +76,7 @@ void stree_cuda_sync(void);
 void *stree_cuda_random_matrix(int64_t rows, int64_t cols, uint64_t seed);
 float *stree_cuda_random_vector(int64_t n, uint64_t seed, float lo, float hi);
 const char *stree_cuda_take_error(void);
+size_t stree_cuda_bytes_in_use(void);
 void stree_cuda_graph_begin(void);
 void *stree_cuda_graph_end(void);
 void stree_cuda_graph_launch(void *graph);

@@ -154,3 +154,12 @@ extern "C" void stree_cuda_graph_launch(void *graph) {
 extern "C" void stree_cuda_graph_free(void *graph) {
     if (graph) CUDA_OK(cudaGraphExecDestroy((cudaGraphExec_t)graph));
 }
+
+extern "C" size_t stree_cuda_bytes_in_use(void) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return total_b - free_b;
+}

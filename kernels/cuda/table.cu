@@ -13,6 +13,7 @@ extern "C" const stree_ops stree_cuda_ops = {
     stree_cuda_random_matrix,
     stree_cuda_random_vector,
     stree_cuda_sync,
+    stree_cuda_bytes_in_use,
     stree_cuda_graph_begin,
     stree_cuda_graph_end,
     stree_cuda_graph_launch,
