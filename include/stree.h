@@ -125,6 +125,8 @@ stree_status stree_engine_create(stree_model *target, stree_engine_params params
 stree_status stree_engine_create_from_config(const char *path, stree_model_params model_params, stree_engine **out);
 void stree_engine_free(stree_engine *engine);
 stree_model *stree_engine_target(const stree_engine *engine);
+/* The most nodes (root included) a step's tree can have under the engine's policy (1 for AR). */
+int32_t stree_engine_tree_nodes(const stree_engine *engine);
 
 /* ---------------------------------------------------------------- sequences */
 /* One stream of tokens: the target's (and draft's) committed KV caches, SSM and conv states, the
@@ -172,6 +174,9 @@ typedef struct stree_stats {
      * accepted / offered estimates the acceptance probability per (depth, rank). */
     int64_t offered[STREE_STATS_DEPTHS][STREE_STATS_RANKS];
     int64_t accepted[STREE_STATS_DEPTHS][STREE_STATS_RANKS];
+    /* positions[d]: accepted nodes at depth d-1 that had children; sum over r of accepted[d][r]
+     * divided by positions[d] is the acceptance rate at depth d */
+    int64_t positions[STREE_STATS_DEPTHS];
 } stree_stats;
 
 stree_status stree_seq_stats(const stree_seq *seq, stree_stats *out);

@@ -98,6 +98,10 @@ void stree_engine_free(stree_engine *e) {
 
 stree_model *stree_engine_target(const stree_engine *e) { return e ? e->target : NULL; }
 
+int32_t stree_engine_tree_nodes(const stree_engine *e) {
+    return !e || e->params.drafter == STREE_DRAFTER_NONE ? 1 : e->max_nodes;
+}
+
 /* ---------------------------------------------------------------- sequences */
 stree_status stree_seq_create(stree_engine *e, stree_seq **out) {
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_create: out is NULL");
@@ -182,13 +186,15 @@ static void record_positions(stree_stats *st, const stree_tree *t, const int32_t
     for (int32_t k = 0; k < len; k++) {
         int32_t u = path[k], d = t->depth[u] + 1;
         if (d >= STREE_STATS_DEPTHS) break;
-        int32_t next = k + 1 < len ? path[k + 1] : -1;
+        int32_t next = k + 1 < len ? path[k + 1] : -1, any = 0;
         for (int32_t c = u + 1; c < t->n; c++) {
             if (t->parent[c] != u) continue;
+            any = 1;
             int32_t r = t->rank[c] < STREE_STATS_RANKS ? t->rank[c] : STREE_STATS_RANKS - 1;
             st->offered[d][r]++;
             if (c == next) st->accepted[d][r]++;
         }
+        st->positions[d] += any;
     }
 }
 

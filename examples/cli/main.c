@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/commands.h"
 #include "stree.h"
 
 static void usage_main(FILE *f) {
@@ -13,7 +14,9 @@ static void usage_main(FILE *f) {
             "usage: stree <command> [options]\n\n"
             "commands:\n"
             "  logits    write float32 logits for every position of a token sequence\n"
-            "  generate  generate token ids greedily after a prompt\n\n"
+            "  generate  generate token ids greedily after a prompt\n"
+            "  bench     measure a workload in several decoding modes (latency, acceptance)\n"
+            "  tune      build the fastest tree for this device and drafter from measurements\n\n"
             "Run 'stree <command> --help' for the options of a command.\n");
 }
 
@@ -287,6 +290,8 @@ int main(int argc, char **argv) {
     }
     cli_args a = {.max_new = 32, .stop_at_eos = 1, .backend = STREE_BACKEND_AUTO};
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "bench")) return stree_cmd_bench(argc, argv);
+    if (!strcmp(cmd, "tune")) return stree_cmd_tune(argc, argv);
     int is_logits = !strcmp(cmd, "logits"), is_generate = !strcmp(cmd, "generate");
     if (!is_logits && !is_generate) {
         fprintf(stderr, "stree: unknown command '%s'\n", cmd);
