@@ -11,10 +11,11 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: stree bench --model DIR (--workload FILE.jsonl | --synthetic N,LEN) [--max-new N]\n"
+            "usage: stree bench (--model DIR | --random CONFIG.json) (--workload FILE.jsonl | --synthetic N,LEN) [--max-new N]\n"
             "                   [--draft DIR | --ngram N | --self-draft] [--mode MODE ...] [--sweep]\n"
             "                   [--reps N] [--warmup N] [--json FILE] [--csv FILE] [--plot DIR]\n"
             "                   [--backend cpu|cuda]\n\n"
+            "--random builds a random-weight target with the shapes of an HF config.json (benchmarks).\n"
             "Modes: ar | chain:K | tree:FILE.json | dynamic:TOPK,DEPTH,BUDGET (default: ar and chain:4;\n"
             "repeat --mode for several). --sweep adds a grid of dynamic shapes (top-k 2,4,8 x depth 2,4,6\n"
             "x budget 8,16,32,64) and writes one CSV row per configuration. Warm-up passes (default 1)\n"

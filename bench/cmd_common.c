@@ -55,6 +55,7 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
         }
         i++;
         if (!strcmp(f, "--model")) o->model = v;
+        else if (!strcmp(f, "--random")) o->random_config = v;
         else if (!strcmp(f, "--draft")) o->draft = v;
         else if (!strcmp(f, "--workload")) o->workload = v;
         else if (!strcmp(f, "--json")) o->json = v;
@@ -85,7 +86,7 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
             return -1;
         }
     }
-    if (!o->model || (!o->workload && !o->synth_n)) {
+    if ((!o->model == !o->random_config) || (!o->workload && !o->synth_n)) {
         usage(stderr);
         return -1;
     }
@@ -117,7 +118,8 @@ int bench_setup_open(const bench_options *o, bench_setup *s) {
     memset(s, 0, sizeof *s);
     stree_model_params mp = stree_model_default_params();
     mp.backend = o->backend;
-    stree_status st = stree_model_load(o->model, mp, &s->target);
+    stree_status st = o->model ? stree_model_load(o->model, mp, &s->target)
+                               : stree_model_create_random(o->random_config, 1, mp, &s->target);
     if (st == STREE_OK && o->draft) st = stree_model_load(o->draft, mp, &s->draft);
     if (st != STREE_OK) {
         fprintf(stderr, "stree: loading a model: %s: %s\n", stree_status_str(st), stree_last_error());

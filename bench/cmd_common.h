@@ -9,7 +9,7 @@
 #define BENCH_MAX_MODES 64
 
 typedef struct bench_options {
-    const char *model, *draft, *workload, *json, *csv, *plot, *out;
+    const char *model, *random_config, *draft, *workload, *json, *csv, *plot, *out;
     int32_t ngram, self_draft, max_new, reps, warmup, sweep, max_budget;
     int32_t synth_n, synth_len;
     stree_backend backend;
