@@ -188,7 +188,7 @@ stree_status stree_model_create_random(const char *config_path, uint64_t seed, s
                                        stree_model **out) {
     if (!out || !config_path) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_create_random: bad arguments");
     *out = NULL;
-    stree_model *m;
+    stree_model *m = NULL;
     STREE_TRY(model_new(params, config_path, &m));
     stree_status s = describe(config_path, &m->desc);
     if (s == STREE_OK) {
@@ -213,7 +213,7 @@ stree_status stree_model_load(const char *dir, stree_model_params params, stree_
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: out is NULL");
     *out = NULL;
     if (!dir) return stree_fail(STREE_ERR_INVALID_ARG, "stree_model_load: dir is NULL");
-    stree_model *m;
+    stree_model *m = NULL;
     STREE_TRY(model_new(params, dir, &m));
     char config[1024];
     snprintf(config, sizeof config, "%s/config.json", dir);
