@@ -217,7 +217,7 @@ static int cmd_logits(const cli_args *a) {
         usage_logits(stderr);
         return 2;
     }
-    int32_t *ids, n;
+    int32_t *ids = NULL, n = 0;
     if (parse_tokens(a->tokens, &ids, &n)) return 2;
     loaded l = {0};
     int rc = load(a, &l, n);
@@ -251,7 +251,7 @@ static int cmd_generate(const cli_args *a) {
         usage_generate(stderr);
         return 2;
     }
-    int32_t *ids, n;
+    int32_t *ids = NULL, n = 0;
     if (parse_tokens(a->tokens, &ids, &n)) return 2;
     loaded l = {0};
     int rc = load(a, &l, n);
