@@ -21,8 +21,8 @@ static void usage(FILE *f) {
             "usage: stree tune (--model DIR | --random CONFIG.json) (--workload FILE.jsonl | --synthetic N,LEN) --out TREE.json\n"
             "                  [--draft DIR | --ngram N | --self-draft] [--max-budget N] [--max-new N]\n"
             "                  [--backend cpu|cuda]\n\n"
-            "1. calibrates the drafter on the workload with a wide dynamic tree (top-k 8, depth 8,\n"
-            "   budget --max-budget, default 64): acceptance per (depth, sibling rank);\n"
+            "1. calibrates the drafter on the workload with a static tree offering ranks 0-3 at depth 1,\n"
+            "   0-1 at depths 2-3 and a chain to depth 8: acceptance per (depth, sibling rank);\n"
             "2. measures the target's verify latency over tree sizes 1..max-budget on this device;\n"
             "3. picks, by dynamic programming, the tree of each size with the most expected accepted\n"
             "   tokens, and the size with the most expected tokens per second; writes it to --out.\n");
@@ -129,9 +129,18 @@ int stree_cmd_tune(int argc, char **argv) {
     bench_setup setup;
     if (bench_setup_open(&o, &setup)) return 1;
     int rc = 0;
-    /* 1. calibration with a wide tree */
-    char mode[64];
-    snprintf(mode, sizeof mode, "dynamic:8,8,%d", o.max_budget);
+    /* 1. calibration: a static tree that offers 4 ranks at depth 1, 2 at depths 2-3 and a rank-0
+     * chain down to depth 8, so every (depth, rank) the DP may use gets measured (a dynamic tree
+     * prunes by draft score and can leave the deep positions unmeasured) */
+    char mode[1100], calib[1024];
+    snprintf(calib, sizeof calib, "%s.calibration.json", o.out);
+    FILE *cf = fopen(calib, "w");
+    if (!cf || fputs("{\"type\": \"static\", \"branching\": [4, 2, 2, 1, 1, 1, 1, 1]}\n", cf) < 0 || fclose(cf)) {
+        fprintf(stderr, "stree tune: cannot write %s: %s\n", calib, strerror(errno));
+        bench_setup_close(&setup);
+        return 1;
+    }
+    snprintf(mode, sizeof mode, "tree:%s", calib);
     stree_engine *e = NULL;
     bench_result cal;
     memset(&cal, 0, sizeof cal);
@@ -148,6 +157,7 @@ int stree_cmd_tune(int argc, char **argv) {
             p_acc[d][k] = cal.stats.offered[d][k] ? (double)cal.stats.accepted[d][k] / (double)cal.stats.offered[d][k] : 0;
     double steps = (double)(cal.stats.n_steps ? cal.stats.n_steps : 1);
     double draft_per_level = cal.stats.t_draft / steps / 8.0, commit_per_step = cal.stats.t_commit / steps;
+    remove(calib);
     /* 2. the verify-latency curve */
     stree_model *m = setup.target;
     stree_state *st = NULL;
