@@ -5,6 +5,7 @@
 
 #include "runtime/engine.h"
 #include "spec/tree.h"
+#include "verify/sampling.h"
 
 struct stree_drafter {
     /* Builds the tree for this step into *tree (already holding the root). history [n] ends with
@@ -16,6 +17,10 @@ struct stree_drafter {
     stree_status (*can_commit)(stree_drafter *d, int32_t n);
     void (*reset)(stree_drafter *d);
     void (*destroy)(stree_drafter *d);
+    /* After build: the draft distributions q [tree n] (NULL entries for nodes without children) when
+     * the children were sampled without replacement from them (for speculative sampling), else NULL. */
+    const float *const *(*draft_q)(stree_drafter *d);
+    stree_rng *rng; /* the sequence's random stream (set by the sequence) */
 };
 
 /* For DRAFTER_MODEL and DRAFTER_SELF. */

@@ -17,6 +17,14 @@ typedef struct model_drafter {
     int32_t idx[STREE_TREE_MAX_NODES * 16]; /* top-k tokens per node of the last forward */
     float logp[STREE_TREE_MAX_NODES * 16];
     stree_tree grow; /* dynamic: the full grown tree before pruning */
+    /* sampled static trees: host logits of the last forward, q per node, scratch */
+    float *logits;      /* [max_nodes, V] */
+    float *q_store;     /* [max_nodes, V] */
+    const float *q[STREE_TREE_MAX_NODES];
+    float *work;        /* [V] */
+    int32_t *scratch;   /* [V] */
+    int32_t *ctx;       /* [n_ctx + max_nodes] */
+    int sampled;        /* the last build sampled its children */
 } model_drafter;
 
 /* Forward the tree so far; the k best tokens (and log-probs) of every node land in d->idx / d->logp
@@ -88,10 +96,60 @@ static stree_status build_dynamic(model_drafter *d, stree_tree *t) {
     return stree_tree_prune(g, pol->budget, t);
 }
 
+static stree_rng *base_rng(model_drafter *d) { return d->base.rng; }
+
+/* Static shape with children sampled without replacement from the transformed draft distribution q
+ * (for multi-step speculative sampling); q of each parent is kept for the acceptance. */
+static stree_status build_static_sampled(model_drafter *d, const int32_t *history, int32_t n_hist, stree_tree *t) {
+    const stree_static_shape *sh = &d->engine->policy.shape;
+    const stree_sampling_params *sp = &d->engine->params.sampling;
+    int32_t V = d->st->model->desc.vocab_size;
+    memset(d->q, 0, sizeof d->q);
+    int32_t map[STREE_TREE_MAX_NODES]; /* shape node -> tree node (-1: not drawn) */
+    map[0] = 0;
+    for (int32_t level = 0; level < sh->max_depth; level++) {
+        int32_t any = 0;
+        for (int32_t i = 1; i < sh->n && !any; i++) any = sh->depth[i] == level + 1;
+        if (!any) break;
+        stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
+        STREE_TRY(stree_forward_tree_host(d->st, &ft, d->logits, NULL));
+        for (int32_t i = 1; i < sh->n; i++) {
+            if (sh->depth[i] != level + 1) continue;
+            int32_t p = map[sh->parent[i]], node;
+            map[i] = -1;
+            if (p < 0) continue; /* its parent was not drawn */
+            if (!d->q[p]) { /* first child of p: its q, and a fresh without-replacement pool */
+                int32_t path[STREE_TREE_MAX_NODES], len = stree_tree_path(t, p, path);
+                memcpy(d->ctx, history, (size_t)(n_hist - 1) * sizeof *d->ctx); /* history ends with the root */
+                for (int32_t k = 0; k < len; k++) d->ctx[n_hist - 1 + k] = t->token[path[k]];
+                float *q = d->q_store + (size_t)p * (size_t)V;
+                stree_sampling_probs(sp, d->logits + (size_t)p * (size_t)V, V, d->ctx, n_hist - 1 + len, q, d->scratch);
+                d->q[p] = q;
+            }
+            /* the pool of p = q minus the children already drawn */
+            memcpy(d->work, d->q[p], (size_t)V * sizeof *d->work);
+            for (int32_t c = 1; c < t->n; c++)
+                if (t->parent[c] == p) d->work[t->token[c]] = 0.0f;
+            double left = 0.0;
+            for (int32_t v = 0; v < V; v++) left += d->work[v];
+            if (left <= 0.0) continue; /* q has fewer tokens than the shape has children */
+            int32_t tok = stree_sample(d->work, V, base_rng(d));
+            STREE_TRY(stree_tree_add(t, p, tok, sh->rank[i], 0.0f, &node, NULL));
+            map[i] = node;
+        }
+    }
+    d->sampled = 1;
+    return STREE_OK;
+}
+
 static stree_status build(stree_drafter *base, const int32_t *history, int32_t n, stree_tree *t) {
-    (void)history, (void)n;
     model_drafter *d = (model_drafter *)base;
-    stree_status s = d->engine->policy.kind == STREE_SHAPE_DYNAMIC ? build_dynamic(d, t) : build_static(d, t);
+    d->sampled = 0;
+    int sample = d->engine->params.sampling.temperature > 0.0f && d->engine->params.accept_rule == STREE_ACCEPT_AUTO &&
+                 d->engine->policy.kind == STREE_SHAPE_STATIC;
+    stree_status s = sample ? build_static_sampled(d, history, n, t)
+                   : d->engine->policy.kind == STREE_SHAPE_DYNAMIC ? build_dynamic(d, t)
+                                                                   : build_static(d, t);
     d->st->vc.n_nodes = 0; /* nothing of the drafting forward is ever committed */
     return s;
 }
@@ -110,10 +168,16 @@ static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n
 
 static void reset(stree_drafter *base) { stree_state_reset(((model_drafter *)base)->st); }
 
+static const float *const *draft_q(stree_drafter *base) {
+    model_drafter *d = (model_drafter *)base;
+    return d->sampled ? d->q : NULL;
+}
+
 static void destroy(stree_drafter *base) {
     model_drafter *d = (model_drafter *)base;
     if (!d) return;
     stree_state_free(d->st);
+    free(d->logits), free(d->q_store), free(d->work), free(d->scratch), free(d->ctx);
     free(d);
 }
 
@@ -121,9 +185,19 @@ stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **o
     *out = NULL;
     model_drafter *d = calloc(1, sizeof *d);
     if (!d) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
-    d->base = (stree_drafter){build, commit, can_commit, reset, destroy};
+    d->base = (stree_drafter){build, commit, can_commit, reset, destroy, draft_q, NULL};
     d->engine = e;
     stree_status s = stree_state_create(e->draft, e->params.n_ctx, e->params.chunk_size, &d->st);
+    if (s == STREE_OK && e->params.sampling.temperature > 0.0f) {
+        size_t V = (size_t)e->draft->desc.vocab_size, mn = STREE_TREE_MAX_NODES;
+        d->logits = malloc(mn * V * sizeof(float));
+        d->q_store = malloc(mn * V * sizeof(float));
+        d->work = malloc(V * sizeof(float));
+        d->scratch = malloc(V * sizeof(int32_t));
+        d->ctx = malloc(((size_t)e->params.n_ctx + mn + 1) * sizeof(int32_t));
+        if (!d->logits || !d->q_store || !d->work || !d->scratch || !d->ctx)
+            s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft sampling buffers");
+    }
     if (s != STREE_OK) {
         destroy(&d->base);
         return s;

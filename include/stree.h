@@ -103,6 +103,24 @@ typedef enum stree_tree_kind {
 
 #define STREE_MAX_BRANCHING_DEPTH 16
 
+/* Sampling, applied identically in AR decoding and to the target's (p) and the draft's (q)
+ * distributions in speculation, in this order: repetition penalty, temperature, top-k, top-p, min-p. */
+typedef struct stree_sampling_params {
+    float temperature;        /* 0 (default) = greedy; otherwise logits / temperature */
+    int32_t top_k;            /* keep the k most likely tokens; 0 (default) = all */
+    float top_p;              /* keep the smallest set with probability >= top_p; 1 (default) = all */
+    float min_p;              /* drop tokens below min_p x the top probability; 0 (default) = none */
+    float repetition_penalty; /* tokens already in the context: logit / penalty if > 0, x penalty if < 0;
+                               * 1 (default) = none */
+    uint64_t seed;            /* the sequence's random stream (default 0): same seed, same output */
+} stree_sampling_params;
+
+typedef enum stree_accept_rule {
+    STREE_ACCEPT_AUTO = 0,    /* multi-step speculative sampling for sampled draft-model trees, the
+                               * target-only rule for deterministic drafts (n-gram, top-k trees) */
+    STREE_ACCEPT_TARGET_ONLY  /* the target-only rule for every drafter (lossless for any tree) */
+} stree_accept_rule;
+
 typedef struct stree_engine_params {
     stree_drafter_kind drafter;   /* default NONE */
     stree_model *draft_model;     /* DRAFTER_MODEL: borrowed; its vocabulary must equal the target's */
@@ -114,6 +132,10 @@ typedef struct stree_engine_params {
     const char *tree_file;        /* FILE: path of a tree JSON file (copied at creation) */
     int32_t n_ctx;                /* context length in tokens per sequence (default 4096) */
     int32_t chunk_size;           /* prefill chunk in tokens (default 64) */
+    stree_sampling_params sampling; /* default greedy */
+    stree_accept_rule accept_rule;  /* used when sampling (temperature > 0) */
+    int32_t test_break_residual;    /* TEST ONLY: skip the residual update of speculative sampling, to
+                                     * show the distribution test can fail. Never set otherwise. */
 } stree_engine_params;
 
 stree_engine_params stree_engine_default_params(void);
@@ -137,6 +159,8 @@ stree_status stree_seq_create(stree_engine *engine, stree_seq **out);
 void stree_seq_free(stree_seq *seq);
 /* Forget every committed token and the statistics. */
 void stree_seq_reset(stree_seq *seq);
+/* Restart the sequence's random stream from `seed` (e.g. one seed per request). */
+void stree_seq_seed(stree_seq *seq, uint64_t seed);
 /* Tokens the target has committed (the pending token, if any, is not counted). */
 int32_t stree_seq_n_committed(const stree_seq *seq);
 

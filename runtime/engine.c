@@ -30,6 +30,9 @@ stree_engine_params stree_engine_default_params(void) {
     p.budget = 32;
     p.n_ctx = 4096;
     p.chunk_size = 64;
+    p.sampling.temperature = 0.0f;
+    p.sampling.top_p = 1.0f;
+    p.sampling.repetition_penalty = 1.0f;
     return p;
 }
 
@@ -53,6 +56,13 @@ stree_status stree_engine_create(stree_model *target, stree_engine_params params
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_engine_create: out is NULL");
     *out = NULL;
     if (!target) return stree_fail(STREE_ERR_INVALID_ARG, "stree_engine_create: target is NULL");
+    const stree_sampling_params *sp = &params.sampling;
+    if (!(sp->temperature >= 0.0f) || sp->top_k < 0 || !(sp->top_p > 0.0f && sp->top_p <= 1.0f) ||
+        !(sp->min_p >= 0.0f && sp->min_p < 1.0f) || !(sp->repetition_penalty > 0.0f))
+        return stree_fail(STREE_ERR_INVALID_ARG,
+                          "sampling: temperature %g (>= 0), top_k %d (>= 0), top_p %g (0, 1], min_p %g [0, 1), "
+                          "repetition_penalty %g (> 0): a value is out of range",
+                          sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repetition_penalty);
     if (params.n_ctx <= 0 || params.chunk_size <= 0 || params.chunk_size > 4096)
         return stree_fail(STREE_ERR_INVALID_ARG, "n_ctx %d / chunk_size %d out of range", params.n_ctx,
                           params.chunk_size);
@@ -118,6 +128,18 @@ stree_status stree_seq_create(stree_engine *e, stree_seq **out) {
     }
     if (st == STREE_OK && e->draft) st = stree_model_drafter_create(e, &s->drafter);
     if (st == STREE_OK && e->params.drafter == STREE_DRAFTER_NGRAM) st = stree_ngram_drafter_create(e, &s->drafter);
+    if (s->drafter) s->drafter->rng = &s->rng;
+    stree_rng_seed(&s->rng, e->params.sampling.seed);
+    if (st == STREE_OK && e->params.sampling.temperature > 0.0f) {
+        size_t V = (size_t)e->target->desc.vocab_size;
+        s->h_logits = malloc((size_t)STREE_TREE_MAX_NODES * V * sizeof(float));
+        s->p = malloc(V * sizeof(float));
+        s->q_work = malloc(V * sizeof(float));
+        s->scratch = malloc(V * sizeof(int32_t));
+        s->ctx = malloc(((size_t)e->params.n_ctx + STREE_TREE_MAX_NODES + 1) * sizeof(int32_t));
+        if (!s->h_logits || !s->p || !s->q_work || !s->scratch || !s->ctx)
+            st = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for sampling buffers");
+    }
     if (st != STREE_OK) {
         stree_seq_free(s);
         return st;
@@ -131,6 +153,7 @@ void stree_seq_free(stree_seq *s) {
     if (s->drafter) s->drafter->destroy(s->drafter);
     stree_state_free(s->target);
     free(s->history);
+    free(s->h_logits), free(s->p), free(s->q_work), free(s->scratch), free(s->ctx);
     free(s);
 }
 
@@ -141,6 +164,11 @@ void stree_seq_reset(stree_seq *s) {
     s->n_history = 0;
     s->pending = -1;
     memset(&s->stats, 0, sizeof s->stats);
+    stree_rng_seed(&s->rng, s->engine->params.sampling.seed);
+}
+
+void stree_seq_seed(stree_seq *s, uint64_t seed) {
+    if (s) stree_rng_seed(&s->rng, seed);
 }
 
 int32_t stree_seq_n_committed(const stree_seq *s) { return s ? s->target->n_committed : 0; }
@@ -210,12 +238,24 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     }
     double t1 = stree_now();
     stree_fwd_tree ft = {.n = s->tree.n, .tokens = s->tree.token, .parent = s->tree.parent};
-    STREE_TRY(stree_forward_tree(s->target, &ft, 1, NULL));
-    int32_t argmax[STREE_TREE_MAX_NODES]; /* the only verify output the host needs */
-    stree_state_topk(s->target, s->tree.n, 1, argmax, NULL);
+    int32_t path[STREE_TREE_MAX_NODES], bonus, len;
+    const stree_engine_params *ep = &s->engine->params;
+    if (ep->sampling.temperature > 0.0f) {
+        STREE_TRY(stree_forward_tree_host(s->target, &ft, s->h_logits, NULL));
+        const float *const *q = s->drafter && s->drafter->draft_q ? s->drafter->draft_q(s->drafter) : NULL;
+        stree_accept_ctx ac = {.tree = &s->tree, .logits = s->h_logits, .vocab = s->engine->target->desc.vocab_size,
+                               .history = s->history, .n_history = s->n_history, .sampling = &ep->sampling,
+                               .use_mss = q != NULL, .q = q, .break_residual = ep->test_break_residual,
+                               .rng = &s->rng, .p = s->p, .q_work = s->q_work, .ctx = s->ctx,
+                               .scratch = s->scratch};
+        len = stree_accept_sampled(&ac, path, &bonus);
+    } else {
+        STREE_TRY(stree_forward_tree(s->target, &ft, 1, NULL));
+        int32_t argmax[STREE_TREE_MAX_NODES]; /* the only verify output the host needs */
+        stree_state_topk(s->target, s->tree.n, 1, argmax, NULL);
+        len = stree_accept_greedy(&s->tree, argmax, path, &bonus);
+    }
     double t2 = stree_now();
-    int32_t path[STREE_TREE_MAX_NODES], bonus;
-    int32_t len = stree_accept_greedy(&s->tree, argmax, path, &bonus);
     if (cap < len) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_step: out has room for %d tokens, need %d", cap, len);
     int32_t tokens[STREE_TREE_MAX_NODES];
     for (int32_t k = 0; k < len; k++) tokens[k] = s->tree.token[path[k]];

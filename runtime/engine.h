@@ -5,6 +5,7 @@
 #include "runtime/model.h"
 #include "spec/tree.h"
 #include "stree.h"
+#include "verify/sampling.h"
 
 struct stree_engine {
     stree_model *target;
@@ -27,6 +28,11 @@ struct stree_seq {
     int32_t pending;             /* the root of the next step: emitted, not yet seen by the target; -1 none */
     stree_tree tree;
     stree_stats stats;
+    /* sampling (temperature > 0) */
+    stree_rng rng;
+    float *h_logits;             /* [max tree nodes, V] verify logits on the host */
+    float *p, *q_work;           /* [V] */
+    int32_t *ctx, *scratch;      /* [n_ctx + max nodes + 1], [V] */
 };
 
 double stree_now(void);

@@ -30,12 +30,37 @@ static stree_status parse_drafter(const stree_cfg *cfg, stree_drafter_kind *out)
 }
 
 static stree_status check_keys(const stree_cfg *cfg) {
-    static const char *known[] = {"target", "draft", "drafter", "ngram_max", "tree", "n_ctx", "chunk_size", NULL};
+    static const char *known[] = {"target", "draft",     "drafter", "ngram_max", "tree",
+                                  "n_ctx",  "chunk_size", "sampling", "accept_rule", NULL};
     for (const cJSON *it = cfg->root->child; it; it = it->next) {
         int ok = 0;
         for (int i = 0; known[i] && !ok; i++) ok = !strcmp(it->string, known[i]);
         if (!ok) return stree_fail(STREE_ERR_CONFIG, "%s: unknown key '%s'", cfg->path, it->string);
     }
+    return STREE_OK;
+}
+
+/* "sampling": {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed"} */
+static stree_status parse_sampling(const stree_cfg *cfg, stree_sampling_params *sp) {
+    const cJSON *obj = stree_cfg_get(cfg, "sampling");
+    if (!obj) return STREE_OK;
+    if (!cJSON_IsObject(obj)) return stree_fail(STREE_ERR_CONFIG, "%s: 'sampling' must be an object", cfg->path);
+    static const char *known[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", NULL};
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(it->string, known[i]);
+        if (!ok) return stree_fail(STREE_ERR_CONFIG, "%s: unknown key 'sampling.%s'", cfg->path, it->string);
+        if (!cJSON_IsNumber(it)) return stree_fail(STREE_ERR_CONFIG, "%s: 'sampling.%s' must be a number", cfg->path,
+                                                   it->string);
+    }
+    stree_cfg sub = {.root = obj, .path = cfg->path};
+    STREE_TRY(stree_cfg_float_or(&sub, "temperature", sp->temperature, &sp->temperature));
+    STREE_TRY(stree_cfg_int_or(&sub, "top_k", sp->top_k, &sp->top_k));
+    STREE_TRY(stree_cfg_float_or(&sub, "top_p", sp->top_p, &sp->top_p));
+    STREE_TRY(stree_cfg_float_or(&sub, "min_p", sp->min_p, &sp->min_p));
+    STREE_TRY(stree_cfg_float_or(&sub, "repetition_penalty", sp->repetition_penalty, &sp->repetition_penalty));
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(obj, "seed");
+    if (seed) sp->seed = (uint64_t)seed->valuedouble;
     return STREE_OK;
 }
 
@@ -63,6 +88,13 @@ stree_status stree_engine_create_from_config(const char *path, stree_model_param
     if (s == STREE_OK) s = stree_cfg_int_or(&cfg, "ngram_max", p.ngram_max, &p.ngram_max);
     if (s == STREE_OK) s = stree_cfg_int_or(&cfg, "n_ctx", p.n_ctx, &p.n_ctx);
     if (s == STREE_OK) s = stree_cfg_int_or(&cfg, "chunk_size", p.chunk_size, &p.chunk_size);
+    if (s == STREE_OK) s = parse_sampling(&cfg, &p.sampling);
+    if (s == STREE_OK && stree_cfg_get(&cfg, "accept_rule")) {
+        const cJSON *r = stree_cfg_get(&cfg, "accept_rule");
+        if (cJSON_IsString(r) && !strcmp(r->valuestring, "auto")) p.accept_rule = STREE_ACCEPT_AUTO;
+        else if (cJSON_IsString(r) && !strcmp(r->valuestring, "target_only")) p.accept_rule = STREE_ACCEPT_TARGET_ONLY;
+        else s = stree_fail(STREE_ERR_CONFIG, "%s: 'accept_rule' must be \"auto\" or \"target_only\"", path);
+    }
     stree_tree_policy policy;
     int has_tree = stree_cfg_get(&cfg, "tree") != NULL;
     if (s == STREE_OK && has_tree) {

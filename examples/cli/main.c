@@ -43,12 +43,17 @@ static void usage_generate(FILE *f) {
             "  --tree FILE.json   tree shape (see docs/TREES.md); default: a chain of 4\n"
             "  --chain K          chain of K drafted tokens\n"
             "  --dynamic K,D,B    EAGLE-2 dynamic tree: top-k K, depth D, budget B nodes\n"
-            "  --no-eos           do not stop at the model's eos token\n");
+            "  --no-eos           do not stop at the model's eos token\n"
+            "  --temperature T    sample (T > 0; default 0 = greedy); also --top-k K, --top-p P,\n"
+            "                     --min-p P, --repetition-penalty R, --seed S\n"
+            "  --target-only      with sampling: the target-only acceptance rule for every drafter\n"
+            "                     (default: speculative sampling for sampled draft-model trees)\n");
 }
 
 typedef struct cli_args {
     const char *model, *tokens, *out, *draft, *tree_file;
-    int32_t ngram, self_draft, chain, dyn[3];
+    int32_t ngram, self_draft, chain, dyn[3], target_only;
+    stree_sampling_params sampling;
     int32_t max_new, n_ctx, ids, stop_at_eos;
     stree_backend backend;
 } cli_args;
@@ -110,6 +115,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         if (!strcmp(f, "--ids")) { a->ids = 1; continue; }
         if (!strcmp(f, "--no-eos")) { a->stop_at_eos = 0; continue; }
         if (!strcmp(f, "--self-draft")) { a->self_draft = 1; continue; }
+        if (!strcmp(f, "--target-only")) { a->target_only = 1; continue; }
         if (!v) {
             fprintf(stderr, "stree: unknown option or missing value: %s\n", f);
             return -1;
@@ -119,6 +125,12 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         else if (!strcmp(f, "--tokens")) a->tokens = v;
         else if (!strcmp(f, "--out")) a->out = v;
         else if (!strcmp(f, "--draft")) a->draft = v;
+        else if (!strcmp(f, "--temperature")) a->sampling.temperature = strtof(v, NULL);
+        else if (!strcmp(f, "--top-p")) a->sampling.top_p = strtof(v, NULL);
+        else if (!strcmp(f, "--min-p")) a->sampling.min_p = strtof(v, NULL);
+        else if (!strcmp(f, "--repetition-penalty")) a->sampling.repetition_penalty = strtof(v, NULL);
+        else if (!strcmp(f, "--top-k")) { if (parse_int(f, v, 0, &a->sampling.top_k)) return -1; }
+        else if (!strcmp(f, "--seed")) a->sampling.seed = strtoull(v, NULL, 10);
         else if (!strcmp(f, "--tree")) a->tree_file = v;
         else if (!strcmp(f, "--ngram")) { if (parse_int(f, v, 1, &a->ngram)) return -1; }
         else if (!strcmp(f, "--chain")) { if (parse_int(f, v, 1, &a->chain)) return -1; }
@@ -205,6 +217,8 @@ static int load(const cli_args *a, loaded *l, int32_t n_tokens) {
     } else if (a->chain > 0) {
         ep.chain_length = a->chain;
     }
+    ep.sampling = a->sampling;
+    if (a->target_only) ep.accept_rule = STREE_ACCEPT_TARGET_ONLY;
     s = stree_engine_create(l->target, ep, &l->engine);
     if (s != STREE_OK) return fail("creating the engine", s);
     s = stree_seq_create(l->engine, &l->seq);
@@ -289,6 +303,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     cli_args a = {.max_new = 32, .stop_at_eos = 1, .backend = STREE_BACKEND_AUTO};
+    a.sampling = stree_engine_default_params().sampling;
     const char *cmd = argv[1];
     if (!strcmp(cmd, "bench")) return stree_cmd_bench(argc, argv);
     if (!strcmp(cmd, "tune")) return stree_cmd_tune(argc, argv);
