@@ -14,6 +14,7 @@ static void usage(FILE *f) {
             "usage: stree bench (--model DIR | --random CONFIG.json) (--workload FILE.jsonl | --synthetic N,LEN) [--max-new N]\n"
             "                   [--draft DIR | --ngram N | --self-draft] [--mode MODE ...] [--sweep]\n"
             "                   [--reps N] [--warmup N] [--json FILE] [--csv FILE] [--plot DIR]\n"
+            "                   [--temperature T [--top-k K] [--top-p P] [--min-p P] [--seed S] [--target-only]]\n"
             "                   [--backend cpu|cuda]\n\n"
             "--random builds a random-weight target with the shapes of an HF config.json (benchmarks).\n"
             "Modes: ar | chain:K | tree:FILE.json | dynamic:TOPK,DEPTH,BUDGET (default: ar and chain:4;\n"

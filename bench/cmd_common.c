@@ -38,6 +38,7 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
     o->warmup = 1;
     o->max_budget = 64;
     o->backend = STREE_BACKEND_AUTO;
+    o->sampling = stree_engine_default_params().sampling;
     size_t len = 0;
     for (int i = 0; i < argc && len < sizeof o->command - 1; i++)
         len += (size_t)snprintf(o->command + len, sizeof o->command - len, "%s%s", i ? " " : "", argv[i]);
@@ -49,6 +50,7 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
         }
         if (!strcmp(f, "--self-draft")) { o->self_draft = 1; continue; }
         if (!strcmp(f, "--sweep")) { o->sweep = 1; continue; }
+        if (!strcmp(f, "--target-only")) { o->target_only = 1; continue; }
         if (!v) {
             fprintf(stderr, "stree: unknown option or missing value: %s\n", f);
             return -1;
@@ -63,6 +65,11 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
         else if (!strcmp(f, "--plot")) o->plot = v;
         else if (!strcmp(f, "--out")) o->out = v;
         else if (!strcmp(f, "--mode")) bench_add_mode(o, v);
+        else if (!strcmp(f, "--temperature")) o->sampling.temperature = strtof(v, NULL);
+        else if (!strcmp(f, "--top-p")) o->sampling.top_p = strtof(v, NULL);
+        else if (!strcmp(f, "--min-p")) o->sampling.min_p = strtof(v, NULL);
+        else if (!strcmp(f, "--seed")) o->sampling.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(f, "--top-k")) { if (parse_int(f, v, 0, &o->sampling.top_k)) return -1; }
         else if (!strcmp(f, "--ngram")) { if (parse_int(f, v, 1, &o->ngram)) return -1; }
         else if (!strcmp(f, "--max-new")) { if (parse_int(f, v, 1, &o->max_new)) return -1; }
         else if (!strcmp(f, "--reps")) { if (parse_int(f, v, 1, &o->reps)) return -1; }
@@ -153,6 +160,8 @@ stree_status bench_engine_for_mode(const bench_options *o, const bench_setup *s,
         if (n > need) need = n;
     }
     ep.n_ctx = need + 300;
+    ep.sampling = o->sampling;
+    if (o->target_only) ep.accept_rule = STREE_ACCEPT_TARGET_ONLY;
     *nodes = 1;
     if (strcmp(mode, "ar")) {
         if (s->draft) {
@@ -202,8 +211,14 @@ static double rank_rate(const stree_stats *st, int r) {
 }
 
 void bench_print_table(FILE *f, const bench_options *o, const bench_setup *s, const bench_result *r, int n) {
-    fprintf(f, "command: %s\ndevice: %s\nworkload: %d prompts, max_new %d, %d warm-up + %d measured passes\n\n",
+    fprintf(f, "command: %s\ndevice: %s\nworkload: %d prompts, max_new %d, %d warm-up + %d measured passes\n",
             o->command, s->device, s->workload.n_prompts, o->max_new, o->warmup, o->reps);
+    if (o->sampling.temperature > 0.0f)
+        fprintf(f, "sampling: temperature %g, top-k %d, top-p %g, min-p %g, seed %llu, rule %s\n",
+                o->sampling.temperature, o->sampling.top_k, o->sampling.top_p, o->sampling.min_p,
+                (unsigned long long)o->sampling.seed,
+                o->target_only ? "target-only" : "speculative sampling (sampled draft-model trees)");
+    fprintf(f, "\n");
     fprintf(f, "| mode | nodes | TTFT ms | TPOT p50 / p90 / p99 ms | tokens/s | speedup | tokens/step | accepted/step "
                "| draft / verify / commit s | peak GB |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++)
@@ -247,6 +262,9 @@ int bench_write_json(const char *path, const bench_options *o, const bench_setup
     cJSON_AddNumberToObject(root, "max_new", o->max_new);
     cJSON_AddNumberToObject(root, "warmup", o->warmup);
     cJSON_AddNumberToObject(root, "reps", o->reps);
+    cJSON_AddNumberToObject(root, "temperature", o->sampling.temperature);
+    cJSON_AddStringToObject(root, "accept_rule", o->sampling.temperature > 0.0f ? (o->target_only ? "target_only" : "auto")
+                                                                                  : "greedy");
     cJSON *modes = cJSON_AddArrayToObject(root, "modes");
     for (int i = 0; i < n; i++) {
         cJSON *m = cJSON_CreateObject();

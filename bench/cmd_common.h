@@ -13,6 +13,8 @@ typedef struct bench_options {
     int32_t ngram, self_draft, max_new, reps, warmup, sweep, max_budget;
     int32_t synth_n, synth_len;
     stree_backend backend;
+    stree_sampling_params sampling;
+    int32_t target_only;
     char *modes[BENCH_MAX_MODES];
     int n_modes;
     char command[2048];      /* as typed, for the reports */
