@@ -205,6 +205,40 @@ typedef struct stree_stats {
 
 stree_status stree_seq_stats(const stree_seq *seq, stree_stats *out);
 
+/* ---------------------------------------------------------------- tokenizers */
+/* A Hugging Face tokenizer.json: BPE with the byte-level pre-tokenizer (GPT-2 / Llama-3 / Qwen2
+ * split regexes taken from the file) or Metaspace / SentencePiece-style BPE with byte fallback;
+ * added and special tokens; the normalizers the hybrid families use. Encode and decode equal the
+ * `tokenizers` library's. */
+typedef struct stree_tokenizer stree_tokenizer;
+
+/* path: a tokenizer.json file, or a folder holding one. Errors name the file and the field. */
+stree_status stree_tokenizer_load(const char *path, stree_tokenizer **out);
+void stree_tokenizer_free(stree_tokenizer *tok);
+int32_t stree_tokenizer_vocab_size(const stree_tokenizer *tok);
+/* The id of a token's text (added / special tokens included), -1 when absent. */
+int32_t stree_tokenizer_token_id(const stree_tokenizer *tok, const char *token);
+
+/* Encodes text [len bytes of UTF-8; invalid bytes are encoded as the library does]. With
+ * add_special, the post-processor's tokens (e.g. BOS) are added like `encode(add_special_tokens=True)`.
+ * out: [cap]; *n_out receives the count, also when cap is too small (then STREE_ERR_INVALID_ARG). */
+stree_status stree_tokenize(const stree_tokenizer *tok, const char *text, size_t len, int add_special, int32_t *out,
+                            int32_t cap, int32_t *n_out);
+/* Decodes ids like `decode(ids, skip_special_tokens=skip_special)`: out [cap] receives UTF-8
+ * (invalid sequences become U+FFFD), NUL-terminated; *n_out the length without the NUL, also when
+ * cap is too small (then STREE_ERR_INVALID_ARG). */
+stree_status stree_detokenize(const stree_tokenizer *tok, const int32_t *ids, int32_t n, int skip_special, char *out,
+                              size_t cap, size_t *n_out);
+
+/* Streaming decoding: text as tokens arrive, never cutting a UTF-8 character in two. */
+typedef struct stree_text_stream stree_text_stream;
+stree_status stree_text_stream_create(const stree_tokenizer *tok, int skip_special, stree_text_stream **out);
+void stree_text_stream_free(stree_text_stream *s);
+/* Appends one token; *text receives the newly complete text (borrowed until the next call; may be ""). */
+stree_status stree_text_stream_push(stree_text_stream *s, int32_t token, const char **text);
+/* The text still held back at the end (an incomplete character becomes U+FFFD). */
+stree_status stree_text_stream_flush(stree_text_stream *s, const char **text);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,8 @@
 # Installs what building and testing stree needs, when it is missing (Debian, as root).
 set -euo pipefail
 need=()
-for pkg in cmake gcc make pkg-config libcjson-dev libxxhash-dev libcriterion-dev; do
+for pkg in cmake gcc make pkg-config curl libcjson-dev libxxhash-dev libcriterion-dev libpcre2-dev libutf8proc-dev \
+  libmicrohttpd-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
