@@ -21,6 +21,7 @@ struct stree_drafter {
      * the children were sampled without replacement from them (for speculative sampling), else NULL. */
     const float *const *(*draft_q)(stree_drafter *d);
     stree_rng *rng; /* the sequence's random stream (set by the sequence) */
+    const stree_sampling_params *sampling; /* the sequence's sampling (set by the sequence) */
 };
 
 /* For DRAFTER_MODEL and DRAFTER_SELF. */

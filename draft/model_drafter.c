@@ -98,12 +98,28 @@ static stree_status build_dynamic(model_drafter *d, stree_tree *t) {
 
 static stree_rng *base_rng(model_drafter *d) { return d->base.rng; }
 
+/* host buffers of sampled drafting, on first use */
+static stree_status sampling_buffers(model_drafter *d) {
+    if (d->logits) return STREE_OK;
+    size_t V = (size_t)d->st->model->desc.vocab_size, mn = STREE_TREE_MAX_NODES;
+    d->logits = malloc(mn * V * sizeof(float));
+    d->q_store = malloc(mn * V * sizeof(float));
+    d->work = malloc(V * sizeof(float));
+    d->scratch = malloc(V * sizeof(int32_t));
+    d->ctx = malloc(((size_t)d->engine->params.n_ctx + mn + 1) * sizeof(int32_t));
+    if (d->logits && d->q_store && d->work && d->scratch && d->ctx) return STREE_OK;
+    free(d->logits), free(d->q_store), free(d->work), free(d->scratch), free(d->ctx);
+    d->logits = NULL;
+    return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft sampling buffers");
+}
+
 /* Static shape with children sampled without replacement from the transformed draft distribution q
  * (for multi-step speculative sampling); q of each parent is kept for the acceptance. */
 static stree_status build_static_sampled(model_drafter *d, const int32_t *history, int32_t n_hist, stree_tree *t) {
     const stree_static_shape *sh = &d->engine->policy.shape;
-    const stree_sampling_params *sp = &d->engine->params.sampling;
+    const stree_sampling_params *sp = d->base.sampling;
     int32_t V = d->st->model->desc.vocab_size;
+    STREE_TRY(sampling_buffers(d));
     memset(d->q, 0, sizeof d->q);
     int32_t map[STREE_TREE_MAX_NODES]; /* shape node -> tree node (-1: not drawn) */
     map[0] = 0;
@@ -145,7 +161,7 @@ static stree_status build_static_sampled(model_drafter *d, const int32_t *histor
 static stree_status build(stree_drafter *base, const int32_t *history, int32_t n, stree_tree *t) {
     model_drafter *d = (model_drafter *)base;
     d->sampled = 0;
-    int sample = d->engine->params.sampling.temperature > 0.0f && d->engine->params.accept_rule == STREE_ACCEPT_AUTO &&
+    int sample = d->base.sampling->temperature > 0.0f && d->engine->params.accept_rule == STREE_ACCEPT_AUTO &&
                  d->engine->policy.kind == STREE_SHAPE_STATIC;
     stree_status s = sample ? build_static_sampled(d, history, n, t)
                    : d->engine->policy.kind == STREE_SHAPE_DYNAMIC ? build_dynamic(d, t)
@@ -185,19 +201,9 @@ stree_status stree_model_drafter_create(const stree_engine *e, stree_drafter **o
     *out = NULL;
     model_drafter *d = calloc(1, sizeof *d);
     if (!d) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
-    d->base = (stree_drafter){build, commit, can_commit, reset, destroy, draft_q, NULL};
+    d->base = (stree_drafter){build, commit, can_commit, reset, destroy, draft_q, NULL, NULL};
     d->engine = e;
     stree_status s = stree_state_create(e->draft, e->params.n_ctx, e->params.chunk_size, &d->st);
-    if (s == STREE_OK && e->params.sampling.temperature > 0.0f) {
-        size_t V = (size_t)e->draft->desc.vocab_size, mn = STREE_TREE_MAX_NODES;
-        d->logits = malloc(mn * V * sizeof(float));
-        d->q_store = malloc(mn * V * sizeof(float));
-        d->work = malloc(V * sizeof(float));
-        d->scratch = malloc(V * sizeof(int32_t));
-        d->ctx = malloc(((size_t)e->params.n_ctx + mn + 1) * sizeof(int32_t));
-        if (!d->logits || !d->q_store || !d->work || !d->scratch || !d->ctx)
-            s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft sampling buffers");
-    }
     if (s != STREE_OK) {
         destroy(&d->base);
         return s;

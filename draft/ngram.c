@@ -60,7 +60,7 @@ static void destroy(stree_drafter *base) { free(base); }
 stree_status stree_ngram_drafter_create(const stree_engine *e, stree_drafter **out) {
     ngram_drafter *d = calloc(1, sizeof *d);
     if (!d) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory");
-    d->base = (stree_drafter){build, commit, can_commit, reset, destroy, NULL, NULL};
+    d->base = (stree_drafter){build, commit, can_commit, reset, destroy, NULL, NULL, NULL};
     d->max_n = e->params.ngram_max;
     d->max_depth = e->max_depth;
     d->max_nodes = e->max_nodes;

@@ -159,6 +159,9 @@ stree_status stree_seq_create(stree_engine *engine, stree_seq **out);
 void stree_seq_free(stree_seq *seq);
 /* Forget every committed token and the statistics. */
 void stree_seq_reset(stree_seq *seq);
+/* Sampling for this sequence from now on (e.g. per request); restarts its random stream from
+ * params.seed. The engine's sampling params are the default. */
+stree_status stree_seq_set_sampling(stree_seq *seq, stree_sampling_params params);
 /* Restart the sequence's random stream from `seed` (e.g. one seed per request). */
 void stree_seq_seed(stree_seq *seq, uint64_t seed);
 /* Tokens the target has committed (the pending token, if any, is not counted). */

@@ -36,6 +36,16 @@ stree_engine_params stree_engine_default_params(void) {
     return p;
 }
 
+static stree_status check_sampling(const stree_sampling_params *sp) {
+    if (!(sp->temperature >= 0.0f) || sp->top_k < 0 || !(sp->top_p > 0.0f && sp->top_p <= 1.0f) ||
+        !(sp->min_p >= 0.0f && sp->min_p < 1.0f) || !(sp->repetition_penalty > 0.0f))
+        return stree_fail(STREE_ERR_INVALID_ARG,
+                          "sampling: temperature %g (>= 0), top_k %d (>= 0), top_p %g (0, 1], min_p %g [0, 1), "
+                          "repetition_penalty %g (> 0): a value is out of range",
+                          sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repetition_penalty);
+    return STREE_OK;
+}
+
 static stree_status resolve_policy(const stree_engine_params *p, stree_tree_policy *pol) {
     switch (p->tree) {
     case STREE_TREE_CHAIN: return stree_shape_chain(p->chain_length, pol);
@@ -56,13 +66,7 @@ stree_status stree_engine_create(stree_model *target, stree_engine_params params
     if (!out) return stree_fail(STREE_ERR_INVALID_ARG, "stree_engine_create: out is NULL");
     *out = NULL;
     if (!target) return stree_fail(STREE_ERR_INVALID_ARG, "stree_engine_create: target is NULL");
-    const stree_sampling_params *sp = &params.sampling;
-    if (!(sp->temperature >= 0.0f) || sp->top_k < 0 || !(sp->top_p > 0.0f && sp->top_p <= 1.0f) ||
-        !(sp->min_p >= 0.0f && sp->min_p < 1.0f) || !(sp->repetition_penalty > 0.0f))
-        return stree_fail(STREE_ERR_INVALID_ARG,
-                          "sampling: temperature %g (>= 0), top_k %d (>= 0), top_p %g (0, 1], min_p %g [0, 1), "
-                          "repetition_penalty %g (> 0): a value is out of range",
-                          sp->temperature, sp->top_k, sp->top_p, sp->min_p, sp->repetition_penalty);
+    STREE_TRY(check_sampling(&params.sampling));
     if (params.n_ctx <= 0 || params.chunk_size <= 0 || params.chunk_size > 4096)
         return stree_fail(STREE_ERR_INVALID_ARG, "n_ctx %d / chunk_size %d out of range", params.n_ctx,
                           params.chunk_size);
@@ -128,18 +132,12 @@ stree_status stree_seq_create(stree_engine *e, stree_seq **out) {
     }
     if (st == STREE_OK && e->draft) st = stree_model_drafter_create(e, &s->drafter);
     if (st == STREE_OK && e->params.drafter == STREE_DRAFTER_NGRAM) st = stree_ngram_drafter_create(e, &s->drafter);
-    if (s->drafter) s->drafter->rng = &s->rng;
-    stree_rng_seed(&s->rng, e->params.sampling.seed);
-    if (st == STREE_OK && e->params.sampling.temperature > 0.0f) {
-        size_t V = (size_t)e->target->desc.vocab_size;
-        s->h_logits = malloc((size_t)STREE_TREE_MAX_NODES * V * sizeof(float));
-        s->p = malloc(V * sizeof(float));
-        s->q_work = malloc(V * sizeof(float));
-        s->scratch = malloc(V * sizeof(int32_t));
-        s->ctx = malloc(((size_t)e->params.n_ctx + STREE_TREE_MAX_NODES + 1) * sizeof(int32_t));
-        if (!s->h_logits || !s->p || !s->q_work || !s->scratch || !s->ctx)
-            st = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for sampling buffers");
+    s->sampling = e->params.sampling;
+    if (s->drafter) {
+        s->drafter->rng = &s->rng;
+        s->drafter->sampling = &s->sampling;
     }
+    stree_rng_seed(&s->rng, s->sampling.seed);
     if (st != STREE_OK) {
         stree_seq_free(s);
         return st;
@@ -164,7 +162,7 @@ void stree_seq_reset(stree_seq *s) {
     s->n_history = 0;
     s->pending = -1;
     memset(&s->stats, 0, sizeof s->stats);
-    stree_rng_seed(&s->rng, s->engine->params.sampling.seed);
+    stree_rng_seed(&s->rng, s->sampling.seed);
 }
 
 void stree_seq_seed(stree_seq *s, uint64_t seed) {
@@ -209,6 +207,29 @@ stree_status stree_seq_prefill(stree_seq *s, const int32_t *prompt, int32_t n) {
     return STREE_OK;
 }
 
+/* host buffers of sampled steps, on first use */
+static stree_status sampling_buffers(stree_seq *s) {
+    if (s->h_logits) return STREE_OK;
+    size_t V = (size_t)s->engine->target->desc.vocab_size;
+    s->h_logits = malloc((size_t)STREE_TREE_MAX_NODES * V * sizeof(float));
+    s->p = malloc(V * sizeof(float));
+    s->q_work = malloc(V * sizeof(float));
+    s->scratch = malloc(V * sizeof(int32_t));
+    s->ctx = malloc(((size_t)s->engine->params.n_ctx + STREE_TREE_MAX_NODES + 1) * sizeof(int32_t));
+    if (s->h_logits && s->p && s->q_work && s->scratch && s->ctx) return STREE_OK;
+    free(s->h_logits), free(s->p), free(s->q_work), free(s->scratch), free(s->ctx);
+    s->h_logits = NULL;
+    return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for sampling buffers");
+}
+
+stree_status stree_seq_set_sampling(stree_seq *s, stree_sampling_params params) {
+    if (!s) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_set_sampling: seq is NULL");
+    STREE_TRY(check_sampling(&params));
+    s->sampling = params;
+    stree_rng_seed(&s->rng, params.seed);
+    return STREE_OK;
+}
+
 /* offered / accepted per (depth, sibling rank) along the accepted path */
 static void record_positions(stree_stats *st, const stree_tree *t, const int32_t *path, int32_t len) {
     for (int32_t k = 0; k < len; k++) {
@@ -240,11 +261,12 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     stree_fwd_tree ft = {.n = s->tree.n, .tokens = s->tree.token, .parent = s->tree.parent};
     int32_t path[STREE_TREE_MAX_NODES], bonus, len;
     const stree_engine_params *ep = &s->engine->params;
-    if (ep->sampling.temperature > 0.0f) {
+    if (s->sampling.temperature > 0.0f) {
+        STREE_TRY(sampling_buffers(s));
         STREE_TRY(stree_forward_tree_host(s->target, &ft, s->h_logits, NULL));
         const float *const *q = s->drafter && s->drafter->draft_q ? s->drafter->draft_q(s->drafter) : NULL;
         stree_accept_ctx ac = {.tree = &s->tree, .logits = s->h_logits, .vocab = s->engine->target->desc.vocab_size,
-                               .history = s->history, .n_history = s->n_history, .sampling = &ep->sampling,
+                               .history = s->history, .n_history = s->n_history, .sampling = &s->sampling,
                                .use_mss = q != NULL, .q = q, .break_residual = ep->test_break_residual,
                                .rng = &s->rng, .p = s->p, .q_work = s->q_work, .ctx = s->ctx,
                                .scratch = s->scratch};

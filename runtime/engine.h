@@ -28,7 +28,8 @@ struct stree_seq {
     int32_t pending;             /* the root of the next step: emitted, not yet seen by the target; -1 none */
     stree_tree tree;
     stree_stats stats;
-    /* sampling (temperature > 0) */
+    /* sampling (temperature > 0); buffers allocated on first use */
+    stree_sampling_params sampling; /* the engine's, or stree_seq_set_sampling's */
     stree_rng rng;
     float *h_logits;             /* [max tree nodes, V] verify logits on the host */
     float *p, *q_work;           /* [V] */
