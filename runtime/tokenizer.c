@@ -316,7 +316,7 @@ static stree_status parse_added(stree_tokenizer *tok, const cJSON *arr) {
 static stree_status add_ids(int32_t **v, int *n, const int32_t *src, int cnt) {
     int32_t *p = realloc(*v, ((size_t)*n + (size_t)cnt + 1) * sizeof *p);
     if (!p) return OOM();
-    memcpy(p + *n, src, (size_t)cnt * sizeof *p);
+    if (cnt) memcpy(p + *n, src, (size_t)cnt * sizeof *p);
     *v = p;
     *n += cnt;
     return STREE_OK;

@@ -168,7 +168,8 @@ static int check_case(const char *name, stree_tokenizer *tok, const cJSON *c, in
      * UTF-8 input; the others where the library is lossless */
     int valid_input = utf8_valid(input, in_len);
     size_t norm_len;
-    char *norm = unhex(cJSON_GetObjectItem(c, "normalized_hex")->valuestring, &norm_len);
+    const cJSON *nh = cJSON_GetObjectItem(c, "normalized_hex");
+    char *norm = unhex(nh ? nh->valuestring : cJSON_GetObjectItem(c, "input_hex")->valuestring, &norm_len);
     const char *ref = NULL;
     size_t ref_len = 0;
     if (byte_level && valid_input) {
