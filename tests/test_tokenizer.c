@@ -87,6 +87,56 @@ static void show(char *dst, size_t cap, const char *s, size_t n) {
     dst[o] = '\0';
 }
 
+/* decode(ids) and the streamed decode of the same ids against the golden text; returns failures */
+static int check_decode(const char *name, const char *label, stree_tokenizer *tok, const int32_t *ids, int32_t n_ids,
+                        int sp, const char *want, size_t want_len) {
+    int fails = 0;
+    size_t n = 0;
+    char *out = malloc(want_len + 64);
+    stree_status s = stree_detokenize(tok, ids, n_ids, sp, out, want_len + 64, &n);
+    if (s != STREE_OK || n != want_len || memcmp(out, want, n)) {
+        char g[200], w[200];
+        show(g, sizeof g, out, s ? 0 : n);
+        show(w, sizeof w, want, want_len);
+        cr_log_error("%s '%s' decode(skip=%d): '%s' (%zu bytes), want '%s' (%zu): %s", name, label, sp, g, n, w,
+                     want_len, s ? stree_last_error() : "");
+        fails++;
+    }
+    /* streaming the same ids: valid chunks that add up to the full decode */
+    stree_text_stream *st = NULL;
+    cr_assert_eq(stree_text_stream_create(tok, sp, &st), STREE_OK);
+    char *acc = malloc(want_len + 64);
+    size_t acc_len = 0;
+    int broken = 0, overflow = 0;
+    for (int32_t i = 0; i <= n_ids; i++) {
+        const char *chunk = NULL;
+        stree_status ps = i < n_ids ? stree_text_stream_push(st, ids[i], &chunk) : stree_text_stream_flush(st, &chunk);
+        cr_assert_eq(ps, STREE_OK, "%s", stree_last_error());
+        size_t cl = strlen(chunk);
+        if (!utf8_valid(chunk, cl)) broken = 1;
+        if (acc_len + cl > want_len + 63) {
+            overflow = 1;
+        } else {
+            memcpy(acc + acc_len, chunk, cl);
+            acc_len += cl;
+        }
+    }
+    /* chunks are NUL-terminated strings: a decoded NUL ends a chunk early, so compare only when the
+     * text has none */
+    if (memchr(want, 0, want_len) == NULL &&
+        (broken || overflow || acc_len != want_len || memcmp(acc, want, acc_len))) {
+        char g[200];
+        show(g, sizeof g, acc, acc_len);
+        cr_log_error("%s '%s' stream(skip=%d): '%s' (%zu bytes, valid=%d), want %zu bytes", name, label, sp, g,
+                     acc_len, !broken, want_len);
+        fails++;
+    }
+    stree_text_stream_free(st);
+    free(acc);
+    free(out);
+    return fails;
+}
+
 /* Checks one golden case; returns the number of failed checks (each reported). */
 static int check_case(const char *name, stree_tokenizer *tok, const cJSON *c, int byte_level) {
     int fails = 0;
@@ -123,45 +173,7 @@ static int check_case(const char *name, stree_tokenizer *tok, const cJSON *c, in
     for (int sp = 0; sp < 2; sp++) {
         int32_t n_ids;
         int32_t *ids = json_ids(cJSON_GetObjectItem(c, keys[sp]), &n_ids);
-        const char *want = sp ? want_skip : want_dec;
-        size_t want_len = sp ? skip_len : dec_len, n = 0;
-        char *out = malloc(want_len + 64);
-        stree_status s = stree_detokenize(tok, ids, n_ids, sp, out, want_len + 64, &n);
-        if (s != STREE_OK || n != want_len || memcmp(out, want, n)) {
-            char g[200], w[200];
-            show(g, sizeof g, out, s ? 0 : n);
-            show(w, sizeof w, want, want_len);
-            cr_log_error("%s '%s' decode(skip=%d): '%s' (%zu bytes), want '%s' (%zu): %s", name, label, sp, g, n, w,
-                         want_len, s ? stree_last_error() : "");
-            fails++;
-        }
-        /* streaming the same ids: valid chunks that add up to the full decode */
-        stree_text_stream *st = NULL;
-        cr_assert_eq(stree_text_stream_create(tok, sp, &st), STREE_OK);
-        char *acc = malloc(want_len + 64);
-        size_t acc_len = 0;
-        int broken = 0, overflow = 0;
-        for (int32_t i = 0; i <= n_ids; i++) {
-            const char *chunk = NULL;
-            stree_status ps = i < n_ids ? stree_text_stream_push(st, ids[i], &chunk) : stree_text_stream_flush(st, &chunk);
-            cr_assert_eq(ps, STREE_OK, "%s", stree_last_error());
-            size_t cl = strlen(chunk);
-            if (!utf8_valid(chunk, cl)) broken = 1;
-            if (acc_len + cl > want_len + 63) overflow = 1;
-            else memcpy(acc + acc_len, chunk, cl), acc_len += cl;
-        }
-        /* chunks are NUL-terminated strings: a decoded NUL ends a chunk early, so compare by bytes
-         * only when the text has none */
-        if (memchr(want, 0, want_len) == NULL && (broken || overflow || acc_len != want_len || memcmp(acc, want, acc_len))) {
-            char g[200];
-            show(g, sizeof g, acc, acc_len);
-            cr_log_error("%s '%s' stream(skip=%d): '%s' (%zu bytes, valid=%d), want %zu bytes", name, label, sp, g,
-                         acc_len, !broken, want_len);
-            fails++;
-        }
-        stree_text_stream_free(st);
-        free(acc);
-        free(out);
+        fails += check_decode(name, label, tok, ids, n_ids, sp, sp ? want_skip : want_dec, sp ? skip_len : dec_len);
         free(ids);
     }
     /* round trip of our own ids: byte-level tokenizers give back the normalized text of any valid
@@ -206,6 +218,22 @@ static void check_fixture(const char *name, int byte_level) {
     cr_assert(cJSON_GetArraySize(cases) >= 60, "%s: only %d cases", name, cJSON_GetArraySize(cases));
     int fails = 0, n = 0;
     for (const cJSON *c = cases->child; c; c = c->next, n++) fails += check_case(name, tok, c, byte_level);
+    const cJSON *dcases = cJSON_GetObjectItem(g, "decode_cases");
+    cr_assert(cJSON_GetArraySize(dcases) >= 20, "%s: decode_cases missing", name);
+    int k = 0;
+    for (const cJSON *c = dcases->child; c; c = c->next, k++) {
+        int32_t n_ids;
+        int32_t *ids = json_ids(cJSON_GetObjectItem(c, "ids"), &n_ids);
+        char label[32];
+        snprintf(label, sizeof label, "decode_cases[%d]", k);
+        for (int sp = 0; sp < 2; sp++) {
+            size_t wl;
+            char *want = unhex(cJSON_GetObjectItem(c, sp ? "decoded_skip_hex" : "decoded_hex")->valuestring, &wl);
+            fails += check_decode(name, label, tok, ids, n_ids, sp, want, wl);
+            free(want);
+        }
+        free(ids);
+    }
     cr_expect_eq(stree_tokenizer_vocab_size(tok), (int32_t)cJSON_GetObjectItem(g, "vocab_size")->valuedouble,
                  "%s: vocab size", name);
     const cJSON *tids = cJSON_GetObjectItem(g, "token_ids");
@@ -213,7 +241,7 @@ static void check_fixture(const char *name, int byte_level) {
         int32_t want = cJSON_IsNumber(t) ? (int32_t)t->valuedouble : -1;
         cr_expect_eq(stree_tokenizer_token_id(tok, t->string), want, "%s: token_id('%s')", name, t->string);
     }
-    cr_expect_eq(fails, 0, "%s: %d failed checks over %d strings (see the log)", name, fails, n);
+    cr_expect_eq(fails, 0, "%s: %d failed checks over %d strings and %d id lists (see the log)", name, fails, n, k);
     cJSON_Delete(g);
     stree_tokenizer_free(tok);
 }

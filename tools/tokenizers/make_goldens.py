@@ -14,7 +14,8 @@ Writes tests/fixtures/tokenizers/<name>/{tokenizer.json,golden.json}. golden.jso
               "ids" (add_special_tokens=False), "ids_special" (True), "decoded_hex" = decode(ids),
               "decoded_skip_hex" = decode(ids_special, skip_special_tokens=True), as UTF-8 hex,
               "lossless" = decode(ids) == text, "normalized_hex" (only when it differs from text): the
-              normalizer's output on the whole text, which byte-level tokenizers decode back to}]}
+              normalizer's output on the whole text, which byte-level tokenizers decode back to}],
+   "decode_cases": [{"ids", "decoded_hex", "decoded_skip_hex"}] (seeded random id sequences)}
 
 Usage: python3 tools/tokenizers/make_goldens.py [--out tests/fixtures/tokenizers]
 """
@@ -22,6 +23,7 @@ import argparse
 import glob
 import json
 import os
+import random
 import sys
 
 import tokenizers
@@ -300,6 +302,47 @@ EXTRA_CASES = [
 ]
 
 
+RANDOM_POOLS = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " ", "  \t\n\r", ".,;:!?'\"()[]{}<>-_=+*/|@#$%",
+    "\u00e9\u00e8\u00ea\u00e0\u00f4\u00fc\u00e7\u00f1\u00c5", "e\u0301a\u0308", "\u65e5\u672c\u8a9e\u4e2d\u6587",
+    "\u0645\u0631\u062d\u0628\u0627", "\u03a3\u03c3\u03c2\u0130\u00df\ufb01\u2460", "\U0001F600\U0001F3FD\u200d",
+    "\u00a0\u3000\u2028\u0085\u180e", "\u2581", "'s're'LL",
+]
+RANDOM_SPECIALS = ["<|endoftext|>", "<|begin_of_text|>", "<|end_of_text|>", "<s>", "</s>", "<mask>", "<sep>", "world",
+                   "<tool>", "Hello", "[[", "<|im_start|>", "<think>"]
+
+
+def random_cases(n, seed):
+    """Seeded random strings: pieces of several scripts, whitespace and special tokens."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.choice([3, 8, 20])):
+            if rng.random() < 0.1:
+                parts.append(rng.choice(RANDOM_SPECIALS))
+            else:
+                pool = rng.choice(RANDOM_POOLS)
+                parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 4))))
+        out.append("".join(parts))
+    return out
+
+
+def random_id_lists(tok, n, seed):
+    """Seeded random id sequences (byte tokens often, ids past the vocabulary sometimes) for decode."""
+    rng = random.Random(seed)
+    vocab = tok.get_vocab(with_added_tokens=True)
+    size = max(vocab.values()) + 1
+    byte_ids = sorted(i for t, i in vocab.items() if t.startswith("<0x")) or list(range(size))
+    nul = {vocab.get("<0x00>"), vocab.get("\u0100")}  # decoded NULs cannot travel in C strings
+    lists = []
+    for _ in range(n):
+        ids = [rng.choice(byte_ids) if rng.random() < 0.4 else rng.randrange(size + 3)
+               for _ in range(rng.choice([1, 2, 4, 9, 25]))]
+        lists.append([i for i in ids if i not in nul])
+    return lists
+
+
 def write(out_dir, name, tok, cases, token_ids):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
@@ -311,6 +354,10 @@ def write(out_dir, name, tok, cases, token_ids):
         "vocab_size": len(tok.get_vocab(with_added_tokens=True)),
         "token_ids": {t: tok.token_to_id(t) for t in token_ids},
         "cases": goldens(tok, cases),
+        "decode_cases": [{"ids": ids,
+                          "decoded_hex": tok.decode(ids, skip_special_tokens=False).encode("utf-8").hex(),
+                          "decoded_skip_hex": tok.decode(ids, skip_special_tokens=True).encode("utf-8").hex()}
+                         for ids in random_id_lists(tok, 40, 7)],
     }
     with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=True, separators=(",", ":"))
@@ -324,7 +371,7 @@ def main():
                                                   "tokenizers"))
     args = ap.parse_args()
     out = os.path.normpath(args.out)
-    cases = CORPUS + EXTRA_CASES
+    cases = CORPUS + EXTRA_CASES + random_cases(30, 1234)
     g = gpt2()
     bl = bytelevel_bpe()
     ms = metaspace_bpe()
