@@ -256,6 +256,8 @@ Test(tokenizer, metaspace_never) { check_fixture("tokenizers/metaspace_never", 0
 Test(tokenizer, split_behaviors) { check_fixture("tokenizers/split_behaviors", 0); }
 Test(tokenizer, qwen2_style) { check_fixture("tokenizers/qwen2_style", 1); }
 Test(tokenizer, no_decoder) { check_fixture("tokenizers/no_decoder", 0); }
+Test(tokenizer, strip_decoders) { check_fixture("tokenizers/strip_decoders", 0); }
+Test(tokenizer, bytelevel_strip) { check_fixture("tokenizers/bytelevel_strip", 0); }
 
 /* ---------------------------------------------------------------- API edges */
 Test(tokenizer, file_path_and_small_buffers) {
@@ -326,6 +328,48 @@ Test(tokenizer, stream_holds_incomplete_characters) {
     cr_expect_eq(stree_text_stream_push(s, -1, &chunk), STREE_ERR_INVALID_ARG);
     stree_text_stream_free(s);
     stree_tokenizer_free(tok);
+}
+
+/* Strip with a trailing cut on fused text: streaming holds the trailing run back until it is known
+ * not to be the end (decodes checked against tokenizers 0.23.3 by hand: [a, " "] -> "a",
+ * [a, " ", b] -> "a b", [a, "  "] -> "a ", [" ", a, "  ", " "] -> " a  "; on an empty list the
+ * library panics, here it is ""). */
+Test(tokenizer, stream_fused_trailing_strip) {
+    const char *dir = temp_dir();
+    char d[512];
+    snprintf(d, sizeof d, "%s", dir);
+    cr_assert_eq(write_text(d, "tokenizer.json",
+                            "{\"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, {\"type\": "
+                            "\"Strip\", \"content\": \" \", \"start\": 0, \"stop\": 1}]}, \"model\": {\"type\": \"BPE\", "
+                            "\"vocab\": {\"a\": 0, \" \": 1, \"b\": 2, \"  \": 3}, \"merges\": []}}"),
+                 0);
+    stree_tokenizer *tok = NULL;
+    cr_assert_eq(stree_tokenizer_load(d, &tok), STREE_OK, "%s", stree_last_error());
+    static const int32_t lists[4][4] = {{0, 1}, {0, 1, 2}, {0, 3}, {1, 0, 3, 1}};
+    static const int lens[4] = {2, 3, 2, 4};
+    static const char *want[4] = {"a", "a b", "a ", " a  "};
+    static const char *chunks[4][5] = {{"a", "", ""}, {"a", "", " b", ""}, {"a", "", " "}, {"", " a", "", "", "  "}};
+    for (int k = 0; k < 4; k++) {
+        char out[16];
+        size_t n;
+        cr_expect_eq(stree_detokenize(tok, lists[k], lens[k], 0, out, sizeof out, &n), STREE_OK);
+        cr_expect_str_eq(out, want[k]);
+        stree_text_stream *s = NULL;
+        cr_assert_eq(stree_text_stream_create(tok, 0, &s), STREE_OK);
+        for (int i = 0; i <= lens[k]; i++) {
+            const char *c;
+            cr_assert_eq(i < lens[k] ? stree_text_stream_push(s, lists[k][i], &c) : stree_text_stream_flush(s, &c),
+                         STREE_OK);
+            cr_expect_str_eq(c, chunks[k][i], "list %d step %d", k, i);
+        }
+        stree_text_stream_free(s);
+    }
+    char out[4];
+    size_t n = 9;
+    cr_expect_eq(stree_detokenize(tok, NULL, 0, 0, out, sizeof out, &n), STREE_OK);
+    cr_expect_eq(n, 0);
+    stree_tokenizer_free(tok);
+    temp_dir_remove(d);
 }
 
 Test(tokenizer, invalid_utf8_is_replaced) {

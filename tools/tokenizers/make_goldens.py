@@ -284,6 +284,27 @@ def edit_qwen2(spec):
                            ("<think>", {"special": False}), ("</think>", {"special": False})])
 
 
+def edit_strip_decoders(spec):
+    # A per-token Strip (trailing ▁), a Strip of two leading spaces on the fused text, a Regex
+    # Replace normalizer. (A trailing cut on fused text makes the library panic on an empty decode:
+    # strip.rs indexes chars[len - 1] of an empty string; the C side returns "", see test_tokenizer.c.)
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Replace", "pattern": {"Regex": "[0-9]{2,}"}, "content": "#"}, {"type": "NFC"}]}
+    spec["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Strip", "content": "\u2581", "start": 0, "stop": 1},
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 2, "stop": 0}]}
+
+
+def edit_bytelevel_then_strip(spec):
+    # ByteLevel decoding followed by another decoder (its lossy UTF-8 step happens in the middle).
+    spec["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    spec["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = True
+
+
 def edit_no_decoder(spec):
     spec["decoder"] = None
     spec["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "Removed",
@@ -385,6 +406,8 @@ def main():
         ("split_behaviors", variant(bl, edit_split_behaviors), ["<tool>", "Hello", "[["]),
         ("qwen2_style", variant(bl, edit_qwen2), ["<|im_start|>", "<think>"]),
         ("no_decoder", variant(ms, edit_no_decoder), ["<s>"]),
+        ("strip_decoders", variant(ms, edit_strip_decoders), ["<s>"]),
+        ("bytelevel_strip", variant(bl, edit_bytelevel_then_strip), ["<|begin_of_text|>"]),
     ]
     total = 0
     for name, tok, ids in specs:
