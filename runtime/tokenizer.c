@@ -286,7 +286,7 @@ static stree_status parse_added(stree_tokenizer *tok, const cJSON *arr) {
         tok->n_added++;
         tk_buf norm = {0};
         if (a->normalized && tok->normalizer) {
-            stree_status st = tk_normalize(tok->normalizer, content, len, &norm);
+            stree_status st = tk_normalize(tok->normalizer, content, len, &norm, NULL);
             if (st) {
                 tk_buf_free(&norm);
                 return st;

@@ -257,8 +257,10 @@ void tk_pretok_free(tk_pretok *p);
 stree_status tk_dec_parse(const char *path, const char *what, const cJSON *j, tk_dec **out);
 void tk_dec_free(tk_dec *d);
 
-/* Appends the normalization of s[0..n) to out. */
-stree_status tk_normalize(const tk_norm *norm, const char *s, size_t n, tk_buf *out);
+/* Appends the normalization of s[0..n) to out. at_origin (may be NULL): cleared when the first
+ * output character no longer lines up with the first input character (HF aligns a replacement to
+ * the last character of what it replaces; Metaspace's prepend_scheme "first" looks at that). */
+stree_status tk_normalize(const tk_norm *norm, const char *s, size_t n, tk_buf *out, int *at_origin);
 /* Splits the text on the added tokens (both passes, normalizing between them): arena holds the
  * text at [0, text_len) on entry; pieces receives the result. */
 stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t text_len, tk_pieces *pieces);

@@ -55,11 +55,16 @@ static stree_status norm_lowercase(const char *s, size_t n, tk_buf *out) {
 
 /* Replaces every match of re in s with content (HF's NormalizedString::replace). */
 static stree_status replace_all(const tk_regex *re, const char *content, size_t content_len, const char *s, size_t n,
-                                tk_buf *out) {
+                                tk_buf *out, int *at_origin) {
     tk_segs segs = {0};
     if (tk_regex_find_matches(re, s, n, &segs)) {
         tk_segs_free(&segs);
         return stree_fail(STREE_ERR_INTERNAL, "tokenizer: regex match failed");
+    }
+    if (at_origin && segs.n && segs.v[0].is_match && segs.v[0].start == 0 && segs.v[0].end > 0) {
+        /* the replacement lines up with the last replaced character; a deletion leaves the next one */
+        size_t first = tk_utf8_valid_len((const unsigned char *)s, segs.v[0].end);
+        if (segs.v[0].end > (first ? first : 1) || content_len == 0) *at_origin = 0;
     }
     for (size_t i = 0; i < segs.n; i++) {
         const tk_seg *g = &segs.v[i];
@@ -73,7 +78,7 @@ static stree_status replace_all(const tk_regex *re, const char *content, size_t 
     return STREE_OK;
 }
 
-stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *out) {
+stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *out, int *at_origin) {
     if (!nm) return tk_buf_put(out, s, n) ? OOM() : STREE_OK;
     switch (nm->type) {
     case TK_NORM_SEQUENCE: {
@@ -81,7 +86,7 @@ stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *ou
         if (tk_buf_put(&cur, s, n)) return OOM();
         for (int k = 0; k < nm->n_kids; k++) {
             next.len = 0;
-            stree_status st = tk_normalize(nm->kids[k], cur.p, cur.len, &next);
+            stree_status st = tk_normalize(nm->kids[k], cur.p, cur.len, &next, at_origin);
             if (st) {
                 tk_buf_free(&cur);
                 tk_buf_free(&next);
@@ -103,7 +108,7 @@ stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *ou
     case TK_NORM_PREPEND:
         if (n && tk_buf_put(out, nm->str, nm->str_len)) return OOM();
         return tk_buf_put(out, s, n) ? OOM() : STREE_OK;
-    case TK_NORM_REPLACE: return replace_all(nm->re, nm->str, nm->str_len, s, n, out);
+    case TK_NORM_REPLACE: return replace_all(nm->re, nm->str, nm->str_len, s, n, out, at_origin);
     case TK_NORM_LOWERCASE: return norm_lowercase(s, n, out);
     }
     return stree_fail(STREE_ERR_INTERNAL, "tokenizer: unknown normalizer");
@@ -206,7 +211,8 @@ stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t te
             break;
         }
         tk_buf tmp = {0};
-        st = tk_normalize(tok->normalizer, arena->p + g.start, g.end - g.start, &tmp);
+        int origin = g.start == 0;
+        st = tk_normalize(tok->normalizer, arena->p + g.start, g.end - g.start, &tmp, &origin);
         if (!st && tk_buf_put(arena, tmp.p, tmp.len)) st = OOM();
         tk_buf_free(&tmp);
         if (st) break;
@@ -220,7 +226,7 @@ stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t te
             tk_seg h = s2.v[k];
             if (h.end <= h.start) continue;
             int32_t id = h.is_match ? tok->added[h.is_match - 1].id : -1;
-            if (tk_pieces_push(pieces, off + h.start, h.end - h.start, id, g.start == 0 && h.start == 0)) {
+            if (tk_pieces_push(pieces, off + h.start, h.end - h.start, id, origin && h.start == 0)) {
                 st = OOM();
                 break;
             }

@@ -320,6 +320,7 @@ EXTRA_CASES = [
     "lo w low lo  w <mask> x  <mask>y <sep>  z",
     "<|im_start|>user\nhi<|im_end|>\n<think>\n</think>",
     "Price: $5,000.00; 1234567 items",
+    "2024 started, 7 days",
 ]
 
 
