@@ -27,7 +27,10 @@ static void usage(FILE *f) {
 int stree_cmd_bench(int argc, char **argv) {
     bench_options o;
     int r = bench_parse_common(argc, argv, &o, usage);
-    if (r) return r < 0 ? 2 : 0;
+    if (r) {
+        bench_options_free(&o);
+        return r < 0 ? 2 : 0;
+    }
     if (o.n_modes == 0 && !o.sweep) {
         bench_add_mode(&o, "ar");
         bench_add_mode(&o, "chain:4");
@@ -44,7 +47,10 @@ int stree_cmd_bench(int argc, char **argv) {
                 }
     }
     bench_setup setup;
-    if (bench_setup_open(&o, &setup)) return 1;
+    if (bench_setup_open(&o, &setup)) {
+        bench_options_free(&o);
+        return 1;
+    }
     bench_result *results = calloc((size_t)o.n_modes, sizeof *results);
     int rc = results ? 0 : 1;
     double ar_tps = 0.0;
@@ -71,5 +77,6 @@ int stree_cmd_bench(int argc, char **argv) {
     }
     free(results);
     bench_setup_close(&setup);
+    bench_options_free(&o);
     return rc;
 }

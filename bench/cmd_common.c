@@ -25,6 +25,11 @@ void bench_add_mode(bench_options *o, const char *mode) {
     if (o->n_modes < BENCH_MAX_MODES) o->modes[o->n_modes++] = strdup(mode);
 }
 
+void bench_options_free(bench_options *o) {
+    for (int i = 0; i < o->n_modes; i++) free(o->modes[i]);
+    o->n_modes = 0;
+}
+
 int bench_has_mode(const bench_options *o, const char *mode) {
     for (int i = 0; i < o->n_modes; i++)
         if (!strcmp(o->modes[i], mode)) return 1;

@@ -29,6 +29,7 @@ typedef struct bench_setup {
 /* 0 ok, 1 --help printed, -1 bad arguments (message printed). */
 int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FILE *));
 void bench_add_mode(bench_options *o, const char *mode);
+void bench_options_free(bench_options *o);
 int bench_has_mode(const bench_options *o, const char *mode);
 /* Loads the models and the workload; 0 on success (message on stderr otherwise). */
 int bench_setup_open(const bench_options *o, bench_setup *s);

@@ -120,6 +120,7 @@ static double verify_latency(stree_state *st, int32_t n, int32_t vocab, unsigned
 int stree_cmd_tune(int argc, char **argv) {
     bench_options o;
     int r = bench_parse_common(argc, argv, &o, usage);
+    bench_options_free(&o); /* tune uses no --mode */
     if (r) return r < 0 ? 2 : 0;
     if (!o.out) {
         fprintf(stderr, "stree tune: --out TREE.json is required\n");
