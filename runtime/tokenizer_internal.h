@@ -224,12 +224,14 @@ struct stree_tokenizer {
 
 /* ---------------------------------------------------------------- encode pieces */
 /* A piece of the text between pipeline stages: arena[off, off+len); `id` >= 0 for an added token
- * (never split again); at_origin: the piece starts at offset 0 of the original text (Metaspace's
- * prepend_scheme "first"). */
+ * (never split again); zlen: how many of its first bytes HF aligns to offset 0 of the original
+ * text (0: the piece does not start there). Metaspace's prepend_scheme "first" prepends only to
+ * pieces with zlen > 0. The bytes aligned to offset 0 always form a prefix: the first character,
+ * what was prepended or replaced for it, its decomposition. */
 typedef struct tk_piece {
     size_t off, len;
     int32_t id;
-    int at_origin;
+    size_t zlen;
 } tk_piece;
 
 typedef struct tk_pieces {
@@ -237,7 +239,7 @@ typedef struct tk_pieces {
     size_t n, cap;
 } tk_pieces;
 
-int tk_pieces_push(tk_pieces *p, size_t off, size_t len, int32_t id, int at_origin);
+int tk_pieces_push(tk_pieces *p, size_t off, size_t len, int32_t id, size_t zlen);
 void tk_pieces_free(tk_pieces *p);
 
 typedef struct tk_ids {
@@ -257,10 +259,10 @@ void tk_pretok_free(tk_pretok *p);
 stree_status tk_dec_parse(const char *path, const char *what, const cJSON *j, tk_dec **out);
 void tk_dec_free(tk_dec *d);
 
-/* Appends the normalization of s[0..n) to out. at_origin (may be NULL): cleared when the first
- * output character no longer lines up with the first input character (HF aligns a replacement to
- * the last character of what it replaces; Metaspace's prepend_scheme "first" looks at that). */
-stree_status tk_normalize(const tk_norm *norm, const char *s, size_t n, tk_buf *out, int *at_origin);
+/* Appends the normalization of s[0..n) to out. zlen (may be NULL): in, the bytes of s aligned to
+ * original offset 0; out, those of the output (HF aligns a replacement to the last character it
+ * replaces, a prepended string to the first character). */
+stree_status tk_normalize(const tk_norm *norm, const char *s, size_t n, tk_buf *out, size_t *zlen);
 /* Splits the text on the added tokens (both passes, normalizing between them): arena holds the
  * text at [0, text_len) on entry; pieces receives the result. */
 stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t text_len, tk_pieces *pieces);

@@ -11,8 +11,25 @@
 #define OOM() stree_fail(STREE_ERR_OUT_OF_MEMORY, "tokenizer: out of memory")
 
 /* ---------------------------------------------------------------- normalizers */
-static stree_status norm_unicode(const tk_norm *nm, const char *s, size_t n, tk_buf *out) {
-    if (n == 0) return STREE_OK;
+static size_t count_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Byte length of the first `chars` characters of s. */
+static size_t chars_bytes(const char *s, size_t n, size_t chars) {
+    size_t i = 0;
+    while (i < n && chars) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        chars--;
+    }
+    return i;
+}
+
+static stree_status unicode_map(const tk_norm *nm, const char *s, size_t n, utf8proc_uint8_t **dst,
+                                utf8proc_ssize_t *len) {
     utf8proc_option_t opt = UTF8PROC_STABLE;
     switch (nm->type) {
     case TK_NORM_NFC: opt |= UTF8PROC_COMPOSE; break;
@@ -20,22 +37,46 @@ static stree_status norm_unicode(const tk_norm *nm, const char *s, size_t n, tk_
     case TK_NORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
     }
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, opt);
-    if (len < 0) {
-        free(dst);
-        return len == UTF8PROC_ERROR_NOMEM ? OOM()
-                                           : stree_fail(STREE_ERR_INTERNAL, "tokenizer: normalizer: %s",
-                                                        utf8proc_errmsg(len));
+    *dst = NULL;
+    *len = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, dst, opt);
+    if (*len < 0) {
+        free(*dst);
+        *dst = NULL;
+        return *len == UTF8PROC_ERROR_NOMEM
+                   ? OOM()
+                   : stree_fail(STREE_ERR_INTERNAL, "tokenizer: normalizer: %s", utf8proc_errmsg(*len));
+    }
+    return STREE_OK;
+}
+
+static stree_status norm_unicode(const tk_norm *nm, const char *s, size_t n, tk_buf *out, size_t *zlen) {
+    if (n == 0) return STREE_OK;
+    utf8proc_uint8_t *dst;
+    utf8proc_ssize_t len;
+    STREE_TRY(unicode_map(nm, s, n, &dst, &len));
+    if (zlen && *zlen) {
+        /* what the prefix aligned to offset 0 becomes on its own; a composition with what follows
+         * stays aligned to its first character */
+        utf8proc_uint8_t *pre;
+        utf8proc_ssize_t plen;
+        stree_status st = unicode_map(nm, s, *zlen, &pre, &plen);
+        if (st) {
+            free(dst);
+            return st;
+        }
+        *zlen = chars_bytes((const char *)dst, (size_t)len, count_chars((const char *)pre, (size_t)plen));
+        free(pre);
     }
     int bad = tk_buf_put(out, dst, (size_t)len);
     free(dst);
     return bad ? OOM() : STREE_OK;
 }
 
-static stree_status norm_lowercase(const char *s, size_t n, tk_buf *out) {
+static stree_status norm_lowercase(const char *s, size_t n, tk_buf *out, size_t *zlen) {
     const unsigned char *u = (const unsigned char *)s;
+    size_t start = out->len, zin = zlen ? *zlen : 0;
     for (size_t i = 0; i < n;) {
+        if (zlen && i == zin) *zlen = out->len - start;
         size_t cl = tk_utf8_valid_len(u + i, n - i);
         if (!cl) cl = 1;
         uint32_t cp = tk_utf8_decode(u + i, cl);
@@ -50,22 +91,20 @@ static stree_status norm_lowercase(const char *s, size_t n, tk_buf *out) {
         if (tk_buf_put(out, enc, el)) return OOM();
         i += cl;
     }
+    if (zlen && zin >= n) *zlen = out->len - start;
     return STREE_OK;
 }
 
 /* Replaces every match of re in s with content (HF's NormalizedString::replace). */
 static stree_status replace_all(const tk_regex *re, const char *content, size_t content_len, const char *s, size_t n,
-                                tk_buf *out, int *at_origin) {
+                                tk_buf *out, size_t *zlen) {
     tk_segs segs = {0};
     if (tk_regex_find_matches(re, s, n, &segs)) {
         tk_segs_free(&segs);
         return stree_fail(STREE_ERR_INTERNAL, "tokenizer: regex match failed");
     }
-    if (at_origin && segs.n && segs.v[0].is_match && segs.v[0].start == 0 && segs.v[0].end > 0) {
-        /* the replacement lines up with the last replaced character; a deletion leaves the next one */
-        size_t first = tk_utf8_valid_len((const unsigned char *)s, segs.v[0].end);
-        if (segs.v[0].end > (first ? first : 1) || content_len == 0) *at_origin = 0;
-    }
+    size_t start = out->len, zin = zlen ? *zlen : 0, zout = 0;
+    int zopen = zin > 0; /* still inside the output prefix aligned to offset 0 */
     for (size_t i = 0; i < segs.n; i++) {
         const tk_seg *g = &segs.v[i];
         int bad = g->is_match ? tk_buf_put(out, content, content_len) : tk_buf_put(out, s + g->start, g->end - g->start);
@@ -73,12 +112,32 @@ static stree_status replace_all(const tk_regex *re, const char *content, size_t 
             tk_segs_free(&segs);
             return OOM();
         }
+        if (!zopen) continue;
+        if (g->is_match) {
+            /* the replacement lines up with the last replaced character; an insertion (empty
+             * match) with the character before it, or with offset 0 at the start */
+            int aligned;
+            if (g->end == g->start) {
+                aligned = g->start <= zin;
+            } else {
+                size_t last = g->end - 1;
+                while (last > g->start && ((unsigned char)s[last] & 0xC0) == 0x80) last--;
+                aligned = last < zin;
+            }
+            if (aligned) zout = out->len - start;
+            else zopen = 0;
+        } else {
+            size_t keep = zin > g->start ? (zin < g->end ? zin : g->end) - g->start : 0;
+            zout = out->len - start - (g->end - g->start) + keep;
+            if (keep < g->end - g->start) zopen = 0;
+        }
     }
+    if (zlen) *zlen = zout;
     tk_segs_free(&segs);
     return STREE_OK;
 }
 
-stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *out, int *at_origin) {
+stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *out, size_t *zlen) {
     if (!nm) return tk_buf_put(out, s, n) ? OOM() : STREE_OK;
     switch (nm->type) {
     case TK_NORM_SEQUENCE: {
@@ -86,7 +145,7 @@ stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *ou
         if (tk_buf_put(&cur, s, n)) return OOM();
         for (int k = 0; k < nm->n_kids; k++) {
             next.len = 0;
-            stree_status st = tk_normalize(nm->kids[k], cur.p, cur.len, &next, at_origin);
+            stree_status st = tk_normalize(nm->kids[k], cur.p, cur.len, &next, zlen);
             if (st) {
                 tk_buf_free(&cur);
                 tk_buf_free(&next);
@@ -104,12 +163,13 @@ stree_status tk_normalize(const tk_norm *nm, const char *s, size_t n, tk_buf *ou
     case TK_NORM_NFC:
     case TK_NORM_NFD:
     case TK_NORM_NFKC:
-    case TK_NORM_NFKD: return norm_unicode(nm, s, n, out);
+    case TK_NORM_NFKD: return norm_unicode(nm, s, n, out, zlen);
     case TK_NORM_PREPEND:
         if (n && tk_buf_put(out, nm->str, nm->str_len)) return OOM();
+        if (n && zlen && *zlen) *zlen += nm->str_len; /* aligned to the first character */
         return tk_buf_put(out, s, n) ? OOM() : STREE_OK;
-    case TK_NORM_REPLACE: return replace_all(nm->re, nm->str, nm->str_len, s, n, out, at_origin);
-    case TK_NORM_LOWERCASE: return norm_lowercase(s, n, out);
+    case TK_NORM_REPLACE: return replace_all(nm->re, nm->str, nm->str_len, s, n, out, zlen);
+    case TK_NORM_LOWERCASE: return norm_lowercase(s, n, out, zlen);
     }
     return stree_fail(STREE_ERR_INTERNAL, "tokenizer: unknown normalizer");
 }
@@ -200,8 +260,11 @@ stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t te
     for (size_t i = 0; i < s1.n && !st; i++) {
         tk_seg g = s1.v[i];
         if (g.end <= g.start) continue;
+        /* the first character of the text is what lines up with offset 0 */
+        size_t z0 = g.start == 0 ? tk_utf8_valid_len((const unsigned char *)arena->p, g.end) : 0;
+        if (g.start == 0 && !z0) z0 = 1;
         if (g.is_match) {
-            if (tk_pieces_push(pieces, g.start, g.end - g.start, tok->added[g.is_match - 1].id, g.start == 0)) st = OOM();
+            if (tk_pieces_push(pieces, g.start, g.end - g.start, tok->added[g.is_match - 1].id, z0)) st = OOM();
             continue;
         }
         /* normalize the text piece, then look for the normalized added tokens in it */
@@ -211,8 +274,8 @@ stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t te
             break;
         }
         tk_buf tmp = {0};
-        int origin = g.start == 0;
-        st = tk_normalize(tok->normalizer, arena->p + g.start, g.end - g.start, &tmp, &origin);
+        size_t zlen = z0;
+        st = tk_normalize(tok->normalizer, arena->p + g.start, g.end - g.start, &tmp, &zlen);
         if (!st && tk_buf_put(arena, tmp.p, tmp.len)) st = OOM();
         tk_buf_free(&tmp);
         if (st) break;
@@ -226,7 +289,7 @@ stree_status tk_split_added(const stree_tokenizer *tok, tk_buf *arena, size_t te
             tk_seg h = s2.v[k];
             if (h.end <= h.start) continue;
             int32_t id = h.is_match ? tok->added[h.is_match - 1].id : -1;
-            if (tk_pieces_push(pieces, off + h.start, h.end - h.start, id, origin && h.start == 0)) {
+            if (tk_pieces_push(pieces, off + h.start, h.end - h.start, id, h.start < zlen ? zlen - h.start : 0)) {
                 st = OOM();
                 break;
             }
@@ -303,11 +366,12 @@ static int apply_behavior(const tk_segs *m, tk_split_behavior b, tk_segs *out) {
 }
 
 /* Pushes the kept, non-empty segments of the piece at arena offset `base` as new pieces. */
-static int push_segments(tk_pieces *out, const tk_segs *kept, size_t base, int at_origin) {
+static int push_segments(tk_pieces *out, const tk_segs *kept, size_t base, size_t zlen) {
     for (size_t i = 0; i < kept->n; i++) {
         const tk_seg *g = &kept->v[i];
         if (g->is_match || g->end <= g->start) continue;
-        if (tk_pieces_push(out, base + g->start, g->end - g->start, -1, at_origin && g->start == 0)) return -1;
+        if (tk_pieces_push(out, base + g->start, g->end - g->start, -1, g->start < zlen ? zlen - g->start : 0))
+            return -1;
     }
     return 0;
 }
@@ -341,12 +405,12 @@ static stree_status pretok_one(const tk_pretok *pre, tk_buf *arena, const tk_pie
         }
         if (pre->invert)
             for (size_t i = 0; i < m.n; i++) m.v[i].is_match = !m.v[i].is_match;
-        if (apply_behavior(&m, pre->behavior, &kept) || push_segments(out, &kept, base, pc->at_origin)) st = OOM();
+        if (apply_behavior(&m, pre->behavior, &kept) || push_segments(out, &kept, base, pc->zlen)) st = OOM();
         break;
     case TK_PRE_DIGITS:
         if (char_find_matches(arena->p + base, n, is_numeric_pred, NULL, &m) ||
             apply_behavior(&m, pre->individual_digits ? TK_SPLIT_ISOLATED : TK_SPLIT_CONTIGUOUS, &kept) ||
-            push_segments(out, &kept, base, pc->at_origin))
+            push_segments(out, &kept, base, pc->zlen))
             st = OOM();
         break;
     case TK_PRE_METASPACE: {
@@ -355,27 +419,30 @@ static stree_status pretok_one(const tk_pretok *pre, tk_buf *arena, const tk_pie
         int starts = n >= pre->repl_len && !memcmp(arena->p + base, pre->repl, pre->repl_len);
         int prepend = 0;
         if (pre->prepend == TK_PREPEND_ALWAYS) prepend = !starts && !(n >= 1 && arena->p[base] == ' ');
-        else if (pre->prepend == TK_PREPEND_FIRST) prepend = !starts && !(n >= 1 && arena->p[base] == ' ') && pc->at_origin;
+        else if (pre->prepend == TK_PREPEND_FIRST) prepend = !starts && !(n >= 1 && arena->p[base] == ' ') && pc->zlen;
         if (prepend && tk_buf_put(arena, pre->repl, pre->repl_len)) { st = OOM(); break; }
+        size_t zlen = 0;
         for (size_t i = 0; i < n; i++) {
             char c = arena->p[base + i];
             if (c == ' ' ? tk_buf_put(arena, pre->repl, pre->repl_len) : tk_buf_putc(arena, c)) { st = OOM(); break; }
+            if (i + 1 == pc->zlen) zlen = arena->len - off;
         }
         if (st) break;
         size_t len = arena->len - off;
         if (!pre->split) {
-            if (len && tk_pieces_push(out, off, len, -1, pc->at_origin)) st = OOM();
+            if (len && tk_pieces_push(out, off, len, -1, zlen)) st = OOM();
             break;
         }
         uint32_t rc = tk_utf8_decode((const unsigned char *)pre->repl, pre->repl_len);
         if (char_find_matches(arena->p + off, len, is_char_pred, &rc, &m) ||
-            apply_behavior(&m, TK_SPLIT_MERGED_NEXT, &kept) || push_segments(out, &kept, off, pc->at_origin))
+            apply_behavior(&m, TK_SPLIT_MERGED_NEXT, &kept) || push_segments(out, &kept, off, zlen))
             st = OOM();
         break;
     }
     case TK_PRE_BYTELEVEL: {
-        size_t src = base, len = n;
+        size_t src = base, len = n, zin = pc->zlen;
         if (pre->add_prefix_space && !(n >= 1 && arena->p[base] == ' ')) {
+            if (zin) zin++; /* the space lines up with the first character */
             size_t off = arena->len;
             if (tk_buf_reserve(arena, n + 1)) { st = OOM(); break; }
             arena->p[arena->len++] = ' ';
@@ -399,10 +466,13 @@ static stree_status pretok_one(const tk_pretok *pre, tk_buf *arena, const tk_pie
             if (g.end <= g.start) continue;
             size_t off = arena->len;
             if (tk_buf_reserve(arena, 2 * (g.end - g.start))) { st = OOM(); break; }
-            for (size_t k = g.start; k < g.end; k++)
+            size_t zlen = 0;
+            for (size_t k = g.start; k < g.end; k++) {
                 arena->len += byte_char((unsigned char)arena->p[src + k], arena->p + arena->len);
+                if (k < zin) zlen = arena->len - off;
+            }
             arena->p[arena->len] = '\0';
-            if (tk_pieces_push(out, off, arena->len - off, -1, pc->at_origin && g.start == 0)) st = OOM();
+            if (tk_pieces_push(out, off, arena->len - off, -1, zlen)) st = OOM();
         }
         break;
     }
@@ -421,7 +491,7 @@ static stree_status pretok_apply(const tk_pretok *pre, tk_buf *arena, tk_pieces 
     for (size_t i = 0; i < pieces->n; i++) {
         tk_piece pc = pieces->v[i];
         stree_status st;
-        if (pc.id >= 0) st = tk_pieces_push(&out, pc.off, pc.len, pc.id, pc.at_origin) ? OOM() : STREE_OK;
+        if (pc.id >= 0) st = tk_pieces_push(&out, pc.off, pc.len, pc.id, pc.zlen) ? OOM() : STREE_OK;
         else st = pretok_one(pre, arena, &pc, &out);
         if (st) {
             tk_pieces_free(&out);

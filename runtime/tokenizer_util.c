@@ -58,7 +58,7 @@ void tk_segs_free(tk_segs *s) {
     s->n = s->cap = 0;
 }
 
-int tk_pieces_push(tk_pieces *p, size_t off, size_t len, int32_t id, int at_origin) {
+int tk_pieces_push(tk_pieces *p, size_t off, size_t len, int32_t id, size_t zlen) {
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
         tk_piece *v = realloc(p->v, cap * sizeof *v);
@@ -66,7 +66,7 @@ int tk_pieces_push(tk_pieces *p, size_t off, size_t len, int32_t id, int at_orig
         p->v = v;
         p->cap = cap;
     }
-    p->v[p->n++] = (tk_piece){off, len, id, at_origin};
+    p->v[p->n++] = (tk_piece){off, len, id, zlen < len ? zlen : len};
     return 0;
 }
 
@@ -371,8 +371,11 @@ struct tk_regex {
     pcre2_code *code;
 };
 
-/* Oniguruma's \s (and so HF's) is Unicode White_Space; PCRE2's UCP \s also takes U+180E. Rewrite
- * \s and \S outside and inside classes to the explicit White_Space set. */
+/* HF compiles its regexes with Oniguruma's Ruby syntax; PCRE2 differs in three places that matter:
+ *   \s is Unicode White_Space there, while PCRE2's UCP \s also takes U+180E: \s and \S are
+ *   rewritten (outside and inside classes) to the explicit White_Space set;
+ *   \h / \H are hex digits there (horizontal space in PCRE2): rewritten;
+ *   ^ and $ match at line starts / ends there: PCRE2_MULTILINE (LF, as Ruby). */
 #define TK_WS_CLASS "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
 static int rewrite_space_classes(const char *p, size_t n, tk_buf *out) {
@@ -387,6 +390,11 @@ static int rewrite_space_classes(const char *p, size_t n, tk_buf *out) {
                     return -1;
             } else if (d == 'S' && !in_class) {
                 if (tk_buf_put(out, "[^" TK_WS_CLASS "]", strlen("[^" TK_WS_CLASS "]"))) return -1;
+            } else if (d == 'h') {
+                const char *hx = in_class ? "0-9a-fA-F" : "[0-9a-fA-F]";
+                if (tk_buf_put(out, hx, strlen(hx))) return -1;
+            } else if (d == 'H' && !in_class) {
+                if (tk_buf_put(out, "[^0-9a-fA-F]", 12)) return -1;
             } else {
                 if (tk_buf_put(out, p + i, 2)) return -1;
             }
@@ -427,7 +435,7 @@ tk_regex *tk_regex_compile(const char *pattern, size_t len, int literal, char *e
     }
     int code = 0;
     PCRE2_SIZE erroff = 0;
-    uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+    uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE;
     const char *src = literal ? pattern : pat.p ? pat.p : "";
     size_t src_len = literal ? len : pat.len;
     re->code = pcre2_compile((PCRE2_SPTR)src, src_len, opts, &code, &erroff, NULL);

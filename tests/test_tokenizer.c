@@ -258,6 +258,8 @@ Test(tokenizer, qwen2_style) { check_fixture("tokenizers/qwen2_style", 1); }
 Test(tokenizer, no_decoder) { check_fixture("tokenizers/no_decoder", 0); }
 Test(tokenizer, strip_decoders) { check_fixture("tokenizers/strip_decoders", 0); }
 Test(tokenizer, bytelevel_strip) { check_fixture("tokenizers/bytelevel_strip", 0); }
+Test(tokenizer, prepend_split_first) { check_fixture("tokenizers/prepend_split_first", 0); }
+Test(tokenizer, regex_edges) { check_fixture("tokenizers/regex_edges", 0); }
 
 /* ---------------------------------------------------------------- API edges */
 Test(tokenizer, file_path_and_small_buffers) {

@@ -305,6 +305,28 @@ def edit_bytelevel_then_strip(spec):
     spec["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = True
 
 
+def edit_prepend_split_first(spec):
+    # Prepend lines its text up with the first character, so the piece after a split right behind it
+    # still starts at original offset 0 and Metaspace("first") prepends there too.
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Replace", "pattern": {"String": "ab"}, "content": "Q"}, {"type": "Prepend", "prepend": "x"}]}
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}]}
+
+
+def edit_regex_edges(spec):
+    # Oniguruma semantics: ^ / $ at line boundaries, \h = hex digit, empty matches; inverted
+    # MergedWithPrevious split; a replacement of the first character.
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "NFKC"}, {"type": "Replace", "pattern": {"Regex": "^.|.$|\\h{3,}"}, "content": "QQ"},
+        {"type": "Replace", "pattern": {"Regex": "z*"}, "content": "-"}]}
+    spec["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\S+|(?=x)|a*"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"String": "e"}, "behavior": "MergedWithPrevious", "invert": True},
+        {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]}
+
+
 def edit_no_decoder(spec):
     spec["decoder"] = None
     spec["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "Removed",
@@ -321,6 +343,8 @@ EXTRA_CASES = [
     "<|im_start|>user\nhi<|im_end|>\n<think>\n</think>",
     "Price: $5,000.00; 1234567 items",
     "2024 started, 7 days",
+    "line one\nline two\n\nbeef cafe 123abc\nend",
+    "\f \tx",
 ]
 
 
@@ -408,6 +432,8 @@ def main():
         ("qwen2_style", variant(bl, edit_qwen2), ["<|im_start|>", "<think>"]),
         ("no_decoder", variant(ms, edit_no_decoder), ["<s>"]),
         ("strip_decoders", variant(ms, edit_strip_decoders), ["<s>"]),
+        ("prepend_split_first", variant(ms, edit_prepend_split_first), ["<s>"]),
+        ("regex_edges", variant(ms, edit_regex_edges), ["<s>"]),
         ("bytelevel_strip", variant(bl, edit_bytelevel_then_strip), ["<|begin_of_text|>"]),
     ]
     total = 0
