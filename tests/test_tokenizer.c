@@ -142,8 +142,22 @@ static int check_case(const char *name, stree_tokenizer *tok, const cJSON *c, in
     int fails = 0;
     size_t in_len, dec_len, skip_len;
     char *input = unhex(cJSON_GetObjectItem(c, "input_hex")->valuestring, &in_len);
-    char *want_dec = unhex(cJSON_GetObjectItem(c, "decoded_hex")->valuestring, &dec_len);
-    char *want_skip = unhex(cJSON_GetObjectItem(c, "decoded_skip_hex")->valuestring, &skip_len);
+    /* decoded_hex absent: decode(ids) is the text; decoded_skip_hex absent: it equals decode(ids) */
+    const cJSON *dh = cJSON_GetObjectItem(c, "decoded_hex"), *sh = cJSON_GetObjectItem(c, "decoded_skip_hex");
+    const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+    char *want_dec;
+    if (dh) {
+        want_dec = unhex(dh->valuestring, &dec_len);
+    } else {
+        dec_len = strlen(text);
+        want_dec = malloc(dec_len + 1);
+        memcpy(want_dec, text, dec_len + 1);
+    }
+    char *want_skip = sh ? unhex(sh->valuestring, &skip_len) : malloc(dec_len + 1);
+    if (!sh) {
+        memcpy(want_skip, want_dec, dec_len + 1);
+        skip_len = dec_len;
+    }
     int lossless = cJSON_IsTrue(cJSON_GetObjectItem(c, "lossless"));
     char label[200];
     show(label, sizeof label, input, in_len > 60 ? 60 : in_len);

@@ -11,8 +11,9 @@ Writes tests/fixtures/tokenizers/<name>/{tokenizer.json,golden.json}. golden.jso
   {"vocab_size": len(get_vocab(with_added_tokens=True)), "token_ids": {token: id},
    "cases": [{"text", "input_hex" (the raw bytes the C side feeds; for strings made from invalid
               UTF-8 these are the invalid bytes and `text` is their errors='replace' decoding),
-              "ids" (add_special_tokens=False), "ids_special" (True), "decoded_hex" = decode(ids),
-              "decoded_skip_hex" = decode(ids_special, skip_special_tokens=True), as UTF-8 hex,
+              "ids" (add_special_tokens=False), "ids_special" (True), "decoded_hex" = decode(ids)
+              (absent: equal to text), "decoded_skip_hex" = decode(ids_special,
+              skip_special_tokens=True) (absent: equal to decode(ids)), both as UTF-8 hex,
               "lossless" = decode(ids) == text, "normalized_hex" (only when it differs from text): the
               normalizer's output on the whole text, which byte-level tokenizers decode back to}],
    "decode_cases": [{"ids", "decoded_hex", "decoded_skip_hex"}] (seeded random id sequences)}
@@ -122,15 +123,13 @@ def goldens(tok, cases):
         decoded = tok.decode(ids, skip_special_tokens=False)
         decoded_skip = tok.decode(ids_special, skip_special_tokens=True)
         normalized = tok.normalizer.normalize_str(text) if tok.normalizer else text
-        entry = {
-            "text": text,
-            "input_hex": raw.hex(),
-            "ids": ids,
-            "ids_special": ids_special,
-            "decoded_hex": decoded.encode("utf-8").hex(),
-            "decoded_skip_hex": decoded_skip.encode("utf-8").hex(),
-            "lossless": decoded == text,
-        }
+        entry = {"text": text, "input_hex": raw.hex(), "ids": ids, "ids_special": ids_special,
+                 "lossless": decoded == text}
+        # decodes are stored (as UTF-8 hex) only where they differ from the text / from decode(ids)
+        if decoded != text or "\0" in text:
+            entry["decoded_hex"] = decoded.encode("utf-8").hex()
+        if decoded_skip != decoded:
+            entry["decoded_skip_hex"] = decoded_skip.encode("utf-8").hex()
         if normalized != text:
             entry["normalized_hex"] = normalized.encode("utf-8").hex()
         out.append(entry)
@@ -345,6 +344,7 @@ EXTRA_CASES = [
     "2024 started, 7 days",
     "line one\nline two\n\nbeef cafe 123abc\nend",
     "\f \tx",
+    "a,,b;;c, ,d$$e--f",
 ]
 
 
