@@ -147,6 +147,8 @@ stree_status stree_engine_create(stree_model *target, stree_engine_params params
 stree_status stree_engine_create_from_config(const char *path, stree_model_params model_params, stree_engine **out);
 void stree_engine_free(stree_engine *engine);
 stree_model *stree_engine_target(const stree_engine *engine);
+/* Context length of the engine's sequences, in tokens. */
+int32_t stree_engine_n_ctx(const stree_engine *engine);
 /* The most nodes (root included) a step's tree can have under the engine's policy (1 for AR). */
 int32_t stree_engine_tree_nodes(const stree_engine *engine);
 

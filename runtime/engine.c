@@ -112,6 +112,8 @@ void stree_engine_free(stree_engine *e) {
 
 stree_model *stree_engine_target(const stree_engine *e) { return e ? e->target : NULL; }
 
+int32_t stree_engine_n_ctx(const stree_engine *e) { return e ? e->params.n_ctx : 0; }
+
 int32_t stree_engine_tree_nodes(const stree_engine *e) {
     return !e || e->params.drafter == STREE_DRAFTER_NONE ? 1 : e->max_nodes;
 }

@@ -30,8 +30,9 @@ static stree_status parse_drafter(const stree_cfg *cfg, stree_drafter_kind *out)
 }
 
 static stree_status check_keys(const stree_cfg *cfg) {
-    static const char *known[] = {"target", "draft",     "drafter", "ngram_max", "tree",
-                                  "n_ctx",  "chunk_size", "sampling", "accept_rule", NULL};
+    /* "server" belongs to examples/server, which reads the same file */
+    static const char *known[] = {"target",   "draft",       "drafter", "ngram_max", "tree", "n_ctx", "chunk_size",
+                                  "sampling", "accept_rule", "server",  NULL};
     for (const cJSON *it = cfg->root->child; it; it = it->next) {
         int ok = 0;
         for (int i = 0; known[i] && !ok; i++) ok = !strcmp(it->string, known[i]);

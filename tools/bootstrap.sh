@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 for pkg in cmake gcc make pkg-config curl libcjson-dev libxxhash-dev libcriterion-dev libpcre2-dev libutf8proc-dev \
-  libmicrohttpd-dev; do
+  libmicrohttpd-dev clang; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

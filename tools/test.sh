@@ -10,3 +10,4 @@ cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DSTREE_BUILD_TESTS=ON -DSTREE_SANITIZE=ON -DSTREE_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
+bash tools/fuzz.sh 20

@@ -14,7 +14,9 @@ static void usage_main(FILE *f) {
             "usage: stree <command> [options]\n\n"
             "commands:\n"
             "  logits    write float32 logits for every position of a token sequence\n"
-            "  generate  generate token ids greedily after a prompt\n"
+            "  generate  generate after a prompt (ids or text), tree-speculatively with a drafter\n"
+            "  tokenize  text -> token ids (like llama-tokenize)\n"
+            "  detokenize token ids -> text\n"
             "  bench     measure a workload in several decoding modes (latency, acceptance)\n"
             "  tune      build the fastest tree for this device and drafter from measurements\n\n"
             "Run 'stree <command> --help' for the options of a command.\n");
@@ -29,7 +31,8 @@ static void usage_logits(FILE *f) {
 
 static void usage_generate(FILE *f) {
     fprintf(f,
-            "usage: stree generate --model DIR --tokens 1,2,3 [--max-new N] [--greedy] [--ids]\n"
+            "usage: stree generate --model DIR (--tokens 1,2,3 | --prompt TEXT | --prompt-file F)\n"
+            "                      [--tokenizer FILE] [--max-new N] [--greedy] [--ids] [--json]\n"
             "                      [--draft DIR | --ngram N | --self-draft] [--tree FILE.json |\n"
             "                      --chain K | --dynamic TOPK,DEPTH,BUDGET] [--no-eos] [--n-ctx N]\n"
             "                      [--backend cpu]\n\n"
@@ -37,6 +40,10 @@ static void usage_generate(FILE *f) {
             "autoregressive decoding). Prints the generated ids space-separated on stdout (--ids);\n"
             "stats (tokens/s, mean accepted length, tokens per step) go to stderr.\n"
             "  --max-new N        tokens to generate (default 32)\n"
+            "  --prompt TEXT      a text prompt (tokenizer: --tokenizer, else DIR/tokenizer.json); the\n"
+            "                     text is streamed to stdout as tokens are committed\n"
+            "  --ids              print the generated ids instead of text\n"
+            "  --json             print the stats as one JSON object on stderr\n"
             "  --draft DIR        draft model (same vocabulary as the target)\n"
             "  --ngram N          prompt-lookup drafter matching suffixes of up to N tokens\n"
             "  --self-draft       the target drafts for itself (machinery check: all accepted)\n"
@@ -51,7 +58,8 @@ static void usage_generate(FILE *f) {
 }
 
 typedef struct cli_args {
-    const char *model, *tokens, *out, *draft, *tree_file;
+    const char *model, *tokens, *out, *draft, *tree_file, *prompt, *prompt_file, *tokenizer, *text, *text_file, *ids_arg;
+    int32_t json;
     int32_t ngram, self_draft, chain, dyn[3], target_only;
     stree_sampling_params sampling;
     int32_t max_new, n_ctx, ids, stop_at_eos;
@@ -112,8 +120,17 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
         if (!strcmp(f, "--greedy")) continue;
-        if (!strcmp(f, "--ids")) { a->ids = 1; continue; }
-        if (!strcmp(f, "--no-eos")) { a->stop_at_eos = 0; continue; }
+        if (!strcmp(f, "--ids")) { /* a flag for generate; detokenize takes a list: --ids 1,2,3 */
+            if (v && v[0] >= '0' && v[0] <= '9' && strspn(v, "0123456789,") == strlen(v)) {
+                a->ids_arg = v;
+                i++;
+            } else {
+                a->ids = 1;
+            }
+            continue;
+        }
+        if (!strcmp(f, "--json")) { a->json = 1; continue; }
+        if (!strcmp(f, "--no-eos") || !strcmp(f, "--no-special")) { a->stop_at_eos = 0; continue; }
         if (!strcmp(f, "--self-draft")) { a->self_draft = 1; continue; }
         if (!strcmp(f, "--target-only")) { a->target_only = 1; continue; }
         if (!v) {
@@ -123,6 +140,11 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         i++;
         if (!strcmp(f, "--model")) a->model = v;
         else if (!strcmp(f, "--tokens")) a->tokens = v;
+        else if (!strcmp(f, "--prompt")) a->prompt = v;
+        else if (!strcmp(f, "--prompt-file")) a->prompt_file = v;
+        else if (!strcmp(f, "--tokenizer")) a->tokenizer = v;
+        else if (!strcmp(f, "--text")) a->text = v;
+        else if (!strcmp(f, "--file")) a->text_file = v;
         else if (!strcmp(f, "--out")) a->out = v;
         else if (!strcmp(f, "--draft")) a->draft = v;
         else if (!strcmp(f, "--temperature")) a->sampling.temperature = strtof(v, NULL);
@@ -260,40 +282,174 @@ static int cmd_logits(const cli_args *a) {
     return rc;
 }
 
+/* Reads a whole file into a NUL-terminated buffer (caller frees); NULL with a message on failure. */
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "stree: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) free(buf);
+            buf = grown;
+        }
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int load_tokenizer(const char *explicit_path, const char *model_dir, stree_tokenizer **tok) {
+    char path[1024];
+    if (explicit_path) snprintf(path, sizeof path, "%s", explicit_path);
+    else snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    stree_status s = stree_tokenizer_load(path, tok);
+    if (s != STREE_OK) return fail("loading the tokenizer", s);
+    return 0;
+}
+
+/* Encodes text into a malloc'd id array. */
+static int encode_text(const stree_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                       int32_t *n) {
+    int32_t need = 0;
+    stree_tokenize(tok, text, len, add_special, NULL, 0, &need);
+    *ids = malloc(((size_t)need + 1) * sizeof **ids);
+    if (!*ids) return 1;
+    stree_status s = stree_tokenize(tok, text, len, add_special, *ids, need, n);
+    return s == STREE_OK ? 0 : fail("tokenizing", s);
+}
+
+typedef struct stream_ctx {
+    stree_text_stream *ts;
+} stream_ctx;
+
+static int print_token_text(int32_t token, void *user) {
+    stream_ctx *c = user;
+    const char *piece = "";
+    if (stree_text_stream_push(c->ts, token, &piece) == STREE_OK) fputs(piece, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 static int cmd_generate(const cli_args *a) {
-    if (!a->model || !a->tokens) {
+    int text_prompt = a->prompt || a->prompt_file;
+    if (!a->model || (!a->tokens && !text_prompt) || (a->tokens && text_prompt)) {
         usage_generate(stderr);
         return 2;
     }
     int32_t *ids = NULL, n = 0;
-    if (parse_tokens(a->tokens, &ids, &n)) return 2;
+    stree_tokenizer *tok = NULL;
+    int want_text = !a->ids && (text_prompt || a->tokenizer);
+    if ((text_prompt || want_text) && load_tokenizer(a->tokenizer, a->model, &tok)) return 1;
+    if (a->tokens) {
+        if (parse_tokens(a->tokens, &ids, &n)) return 2;
+    } else {
+        size_t len = 0;
+        char *text = a->prompt ? strdup(a->prompt) : read_all(a->prompt_file, &len);
+        if (a->prompt) len = strlen(a->prompt);
+        int bad = !text || encode_text(tok, text, len, 1, &ids, &n);
+        free(text);
+        if (bad || n == 0) {
+            if (!bad) fprintf(stderr, "stree: the prompt encodes to no tokens\n");
+            stree_tokenizer_free(tok);
+            free(ids);
+            return 1;
+        }
+    }
     loaded l = {0};
     int rc = load(a, &l, n);
     int32_t *out = NULL, n_out = 0;
+    stream_ctx sc = {0};
+    if (!rc && want_text && stree_text_stream_create(tok, 1, &sc.ts) != STREE_OK) rc = fail("text stream", STREE_ERR_OUT_OF_MEMORY);
     if (!rc) {
         out = malloc(((size_t)a->max_new + 1) * sizeof *out);
         double t0 = now_s();
-        stree_status s = out ? stree_seq_generate(l.seq, ids, n, a->max_new, a->stop_at_eos, out, &n_out, NULL, NULL)
+        stree_status s = out ? stree_seq_generate(l.seq, ids, n, a->max_new, a->stop_at_eos, out, &n_out,
+                                                  want_text ? print_token_text : NULL, &sc)
                              : STREE_ERR_OUT_OF_MEMORY;
         double dt = now_s() - t0;
         if (s != STREE_OK) rc = fail("generation", s);
-        for (int32_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
-        printf("\n");
+        if (want_text) {
+            const char *tail = "";
+            stree_text_stream_flush(sc.ts, &tail);
+            printf("%s\n", tail);
+        } else {
+            for (int32_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
+            printf("\n");
+        }
         stree_stats st;
         stree_seq_stats(l.seq, &st);
         double per_step = st.n_steps ? (double)st.n_emitted / (double)st.n_steps : 0.0;
         double accepted = st.n_steps ? (double)st.n_accepted / (double)st.n_steps : 0.0;
-        fprintf(stderr,
-                "stree: %s: prompt %d tokens, generated %d tokens in %.3f s (%.1f tokens/s); %lld steps, "
-                "%.2f tokens per step, mean accepted length %.2f (drafted %lld, accepted %lld); "
-                "time draft %.3f s, verify %.3f s, commit %.3f s\n",
-                stree_model_architecture(l.target), n, n_out, dt, dt > 0 ? n_out / dt : 0.0, (long long)st.n_steps,
-                per_step, accepted, (long long)st.n_drafted, (long long)st.n_accepted, st.t_draft, st.t_verify,
-                st.t_commit);
+        if (a->json)
+            fprintf(stderr,
+                    "{\"model\": \"%s\", \"backend\": \"%s\", \"prompt_tokens\": %d, \"generated_tokens\": %d, "
+                    "\"seconds\": %.6f, \"tokens_per_s\": %.3f, \"steps\": %lld, \"tokens_per_step\": %.4f, "
+                    "\"mean_accepted_length\": %.4f, \"drafted\": %lld, \"accepted\": %lld, \"draft_s\": %.6f, "
+                    "\"verify_s\": %.6f, \"commit_s\": %.6f}\n",
+                    stree_model_architecture(l.target), stree_model_backend(l.target), n, n_out, dt,
+                    dt > 0 ? n_out / dt : 0.0, (long long)st.n_steps, per_step, accepted, (long long)st.n_drafted,
+                    (long long)st.n_accepted, st.t_draft, st.t_verify, st.t_commit);
+        else
+            fprintf(stderr,
+                    "stree: %s: prompt %d tokens, generated %d tokens in %.3f s (%.1f tokens/s); %lld steps, "
+                    "%.2f tokens per step, mean accepted length %.2f (drafted %lld, accepted %lld); "
+                    "time draft %.3f s, verify %.3f s, commit %.3f s\n",
+                    stree_model_architecture(l.target), n, n_out, dt, dt > 0 ? n_out / dt : 0.0,
+                    (long long)st.n_steps, per_step, accepted, (long long)st.n_drafted, (long long)st.n_accepted,
+                    st.t_draft, st.t_verify, st.t_commit);
     }
+    stree_text_stream_free(sc.ts);
+    stree_tokenizer_free(tok);
     free(out);
     free(ids);
     unload(&l);
+    return rc;
+}
+
+static int cmd_tokenize(const cli_args *a) {
+    if (!a->tokenizer || (!a->text == !a->text_file)) {
+        fprintf(stderr, "usage: stree tokenize --tokenizer FILE (--text S | --file F) [--no-special]\n");
+        return 2;
+    }
+    stree_tokenizer *tok = NULL;
+    if (load_tokenizer(a->tokenizer, NULL, &tok)) return 1;
+    size_t len = 0;
+    char *text = a->text ? strdup(a->text) : read_all(a->text_file, &len);
+    if (a->text) len = strlen(a->text);
+    int32_t *ids = NULL, n = 0;
+    int rc = !text || encode_text(tok, text, len, a->stop_at_eos /* --no-special clears it */, &ids, &n);
+    for (int32_t i = 0; !rc && i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
+    if (!rc) printf("\n");
+    free(ids);
+    free(text);
+    stree_tokenizer_free(tok);
+    return rc;
+}
+
+static int cmd_detokenize(const cli_args *a) {
+    if (!a->tokenizer || !a->ids_arg) {
+        fprintf(stderr, "usage: stree detokenize --tokenizer FILE --ids 1,2,3\n");
+        return 2;
+    }
+    int32_t *ids = NULL, n = 0;
+    if (parse_tokens(a->ids_arg, &ids, &n)) return 2;
+    stree_tokenizer *tok = NULL;
+    int rc = load_tokenizer(a->tokenizer, NULL, &tok);
+    size_t need = 0;
+    if (!rc) stree_detokenize(tok, ids, n, 0, NULL, 0, &need);
+    char *text = rc ? NULL : malloc(need + 1);
+    if (text && stree_detokenize(tok, ids, n, 0, text, need + 1, &need) == STREE_OK) printf("%s\n", text);
+    else if (!rc) rc = fail("detokenizing", STREE_ERR_INVALID_ARG);
+    free(text);
+    free(ids);
+    stree_tokenizer_free(tok);
     return rc;
 }
 
@@ -308,7 +464,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return stree_cmd_bench(argc, argv);
     if (!strcmp(cmd, "tune")) return stree_cmd_tune(argc, argv);
     int is_logits = !strcmp(cmd, "logits"), is_generate = !strcmp(cmd, "generate");
-    if (!is_logits && !is_generate) {
+    int is_tokenize = !strcmp(cmd, "tokenize"), is_detokenize = !strcmp(cmd, "detokenize");
+    if (!is_logits && !is_generate && !is_tokenize && !is_detokenize) {
         fprintf(stderr, "stree: unknown command '%s'\n", cmd);
         usage_main(stderr);
         return 2;
@@ -320,5 +477,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (r < 0) return 2;
+    if (is_tokenize) return cmd_tokenize(&a);
+    if (is_detokenize) return cmd_detokenize(&a);
     return is_logits ? cmd_logits(&a) : cmd_generate(&a);
 }
