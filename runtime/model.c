@@ -132,6 +132,7 @@ static stree_status bind_weights(stree_model *m) {
     STREE_TRY(stree_checkpoint_open(m->dir, &ckpt));
     const stree_family *fam = stree_family_find(m->desc.architecture);
     stree_wbinder b = {.ckpt = ckpt, .w = &m->weights};
+    for (int32_t i = 0; i < stree_checkpoint_n_tensors(ckpt); i++) b.total_bytes += stree_checkpoint_tensor(ckpt, i)->n_bytes;
     stree_status s = STREE_OK;
     m->weights.layers = calloc((size_t)m->desc.n_layers, sizeof *m->weights.layers);
     if (!m->weights.layers) s = stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for layer weights");

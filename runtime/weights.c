@@ -73,6 +73,16 @@ static stree_status bind(stree_wbinder *b, const float **dst, const char *name, 
     }
     STREE_TRY(stree_weights_own(b->w, data));
     *dst = data;
+    /* a progress line for checkpoints big enough to take a while (every 10%) */
+    b->done_bytes += t->n_bytes;
+    if (b->total_bytes > ((size_t)512 << 20)) {
+        int32_t pct = (int32_t)(100.0 * (double)b->done_bytes / (double)b->total_bytes);
+        if (pct / 10 > b->last_percent / 10) {
+            stree_log(STREE_LOG_INFO, "loading %s: %d%% (%.1f of %.1f GB)", stree_checkpoint_path(b->ckpt), pct,
+                      (double)b->done_bytes / 1e9, (double)b->total_bytes / 1e9);
+            b->last_percent = pct;
+        }
+    }
     return STREE_OK;
 }
 

@@ -63,6 +63,8 @@ typedef struct stree_wbinder {
     stree_weights *w;
     int32_t random;                /* random weights (benchmarks): bound tensors are placeholders that
                                     * stree_weights_to_backend fills with random values */
+    size_t total_bytes, done_bytes; /* for the loading progress line */
+    int32_t last_percent;
 } stree_wbinder;
 
 /* The placeholder every tensor binds to in random mode (never dereferenced). */

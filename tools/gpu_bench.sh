@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${OUT:-gpu-logs}")
 mkdir -p "$out"
-if ! pkg-config --exists libcjson libxxhash 2>/dev/null; then
+if ! pkg-config --exists libcjson libxxhash libpcre2-8 libutf8proc 2>/dev/null; then
   deps=/opt/stree-deps
   mkdir -p "$deps"
   for f in .debs/*.deb; do dpkg -x "$f" "$deps"; done

@@ -7,7 +7,7 @@ out=$(realpath -m "${OUT:-gpu-logs}")
 mkdir -p "$out"
 # The GPU machine has no Debian packages and no network: unpack the carried .debs (tools/fetch_debs.sh)
 # into a private prefix when cJSON / xxHash / Criterion are missing.
-if ! pkg-config --exists libcjson libxxhash criterion 2>/dev/null; then
+if ! pkg-config --exists libcjson libxxhash criterion libpcre2-8 libutf8proc 2>/dev/null; then
   deps=/opt/stree-deps
   mkdir -p "$deps"
   for f in .debs/*.deb; do dpkg -x "$f" "$deps"; done
