@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench/cmd_common.h"
+#include "examples/cli/args.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -9,17 +10,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-static int parse_int(const char *flag, const char *v, int32_t lo, int32_t *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || errno || x < lo || x > 1000000000) {
-        fprintf(stderr, "stree: %s needs an integer >= %d\n", flag, lo);
-        return -1;
-    }
-    *out = (int32_t)x;
-    return 0;
-}
 
 void bench_add_mode(bench_options *o, const char *mode) {
     if (o->n_modes < BENCH_MAX_MODES) o->modes[o->n_modes++] = strdup(mode);
@@ -61,6 +51,7 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
             return -1;
         }
         i++;
+        int sampled;
         if (!strcmp(f, "--model")) o->model = v;
         else if (!strcmp(f, "--random")) o->random_config = v;
         else if (!strcmp(f, "--draft")) o->draft = v;
@@ -70,29 +61,19 @@ int bench_parse_common(int argc, char **argv, bench_options *o, void (*usage)(FI
         else if (!strcmp(f, "--plot")) o->plot = v;
         else if (!strcmp(f, "--out")) o->out = v;
         else if (!strcmp(f, "--mode")) bench_add_mode(o, v);
-        else if (!strcmp(f, "--temperature")) o->sampling.temperature = strtof(v, NULL);
-        else if (!strcmp(f, "--top-p")) o->sampling.top_p = strtof(v, NULL);
-        else if (!strcmp(f, "--min-p")) o->sampling.min_p = strtof(v, NULL);
-        else if (!strcmp(f, "--seed")) o->sampling.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(f, "--top-k")) { if (parse_int(f, v, 0, &o->sampling.top_k)) return -1; }
-        else if (!strcmp(f, "--ngram")) { if (parse_int(f, v, 1, &o->ngram)) return -1; }
-        else if (!strcmp(f, "--max-new")) { if (parse_int(f, v, 1, &o->max_new)) return -1; }
-        else if (!strcmp(f, "--reps")) { if (parse_int(f, v, 1, &o->reps)) return -1; }
-        else if (!strcmp(f, "--warmup")) { if (parse_int(f, v, 0, &o->warmup)) return -1; }
-        else if (!strcmp(f, "--max-budget")) { if (parse_int(f, v, 2, &o->max_budget)) return -1; }
+        else if ((sampled = cli_sampling_flag(f, v, &o->sampling)) != 0) { if (sampled < 0) return -1; }
+        else if (!strcmp(f, "--ngram")) { if (cli_int(f, v, 1, &o->ngram)) return -1; }
+        else if (!strcmp(f, "--max-new")) { if (cli_int(f, v, 1, &o->max_new)) return -1; }
+        else if (!strcmp(f, "--reps")) { if (cli_int(f, v, 1, &o->reps)) return -1; }
+        else if (!strcmp(f, "--warmup")) { if (cli_int(f, v, 0, &o->warmup)) return -1; }
+        else if (!strcmp(f, "--max-budget")) { if (cli_int(f, v, 2, &o->max_budget)) return -1; }
         else if (!strcmp(f, "--synthetic")) {
             if (sscanf(v, "%d,%d", &o->synth_n, &o->synth_len) != 2 || o->synth_n < 1 || o->synth_len < 1) {
                 fprintf(stderr, "stree: --synthetic needs N,LEN (prompts, tokens each), e.g. 8,64\n");
                 return -1;
             }
         } else if (!strcmp(f, "--backend")) {
-            if (!strcmp(v, "cpu")) o->backend = STREE_BACKEND_CPU;
-            else if (!strcmp(v, "cuda")) o->backend = STREE_BACKEND_CUDA;
-            else if (!strcmp(v, "auto")) o->backend = STREE_BACKEND_AUTO;
-            else {
-                fprintf(stderr, "stree: --backend must be cpu, cuda or auto\n");
-                return -1;
-            }
+            if (cli_backend(v, &o->backend)) return -1;
         } else {
             fprintf(stderr, "stree: unknown option: %s\n", f);
             return -1;

@@ -6,16 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${OUT:-gpu-logs}")
 mkdir -p "$out"
-if ! pkg-config --exists libcjson libxxhash libpcre2-8 libutf8proc 2>/dev/null; then
-  deps=/opt/stree-deps
-  mkdir -p "$deps"
-  for f in .debs/*.deb; do dpkg -x "$f" "$deps"; done
-  sed -i '/^Requires.private/d' "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/criterion.pc
-  export PKG_CONFIG_SYSROOT_DIR=$deps
-  export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig
-  export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-  export LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu
-fi
+source tools/gpu_env.sh
 cmake -S . -B build-gpu -DSTREE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release -DSTREE_BUILD_TESTS=OFF > "$out/cmake.log" 2>&1
 cmake --build build-gpu -j16 --target stree_cli > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 cfg=bench/configs/nemotron-h-8b-like.json

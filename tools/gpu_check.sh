@@ -5,19 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${OUT:-gpu-logs}")
 mkdir -p "$out"
-# The GPU machine has no Debian packages and no network: unpack the carried .debs (tools/fetch_debs.sh)
-# into a private prefix when cJSON / xxHash / Criterion are missing.
-if ! pkg-config --exists libcjson libxxhash criterion libpcre2-8 libutf8proc 2>/dev/null; then
-  deps=/opt/stree-deps
-  mkdir -p "$deps"
-  for f in .debs/*.deb; do dpkg -x "$f" "$deps"; done
-  # criterion.pc names its private dependencies' .pc files, which a shared link does not need
-  sed -i '/^Requires.private/d' "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/criterion.pc
-  export PKG_CONFIG_SYSROOT_DIR=$deps
-  export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig
-  export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-  export LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu
-fi
+source tools/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/device.txt" 2>&1
 cmake -S . -B build-gpu -DSTREE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log" 2>&1
 cmake --build build-gpu -j16 > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bench/commands.h"
+#include "examples/cli/args.h"
 #include "stree.h"
 
 static void usage_main(FILE *f) {
@@ -102,17 +103,6 @@ static int parse_tokens(const char *s, int32_t **out, int32_t *n) {
     return 0;
 }
 
-static int parse_int(const char *flag, const char *v, int32_t lo, int32_t *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || errno || x < lo || x > 0x7fffffff) {
-        fprintf(stderr, "stree: %s needs an integer >= %d\n", flag, lo);
-        return -1;
-    }
-    *out = (int32_t)x;
-    return 0;
-}
 
 /* Returns 0 on success, 1 on --help, -1 on a bad argument. */
 static int parse_args(int argc, char **argv, cli_args *a) {
@@ -138,6 +128,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
             return -1;
         }
         i++;
+        int sampled;
         if (!strcmp(f, "--model")) a->model = v;
         else if (!strcmp(f, "--tokens")) a->tokens = v;
         else if (!strcmp(f, "--prompt")) a->prompt = v;
@@ -147,31 +138,20 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         else if (!strcmp(f, "--file")) a->text_file = v;
         else if (!strcmp(f, "--out")) a->out = v;
         else if (!strcmp(f, "--draft")) a->draft = v;
-        else if (!strcmp(f, "--temperature")) a->sampling.temperature = strtof(v, NULL);
-        else if (!strcmp(f, "--top-p")) a->sampling.top_p = strtof(v, NULL);
-        else if (!strcmp(f, "--min-p")) a->sampling.min_p = strtof(v, NULL);
-        else if (!strcmp(f, "--repetition-penalty")) a->sampling.repetition_penalty = strtof(v, NULL);
-        else if (!strcmp(f, "--top-k")) { if (parse_int(f, v, 0, &a->sampling.top_k)) return -1; }
-        else if (!strcmp(f, "--seed")) a->sampling.seed = strtoull(v, NULL, 10);
+        else if ((sampled = cli_sampling_flag(f, v, &a->sampling)) != 0) { if (sampled < 0) return -1; }
         else if (!strcmp(f, "--tree")) a->tree_file = v;
-        else if (!strcmp(f, "--ngram")) { if (parse_int(f, v, 1, &a->ngram)) return -1; }
-        else if (!strcmp(f, "--chain")) { if (parse_int(f, v, 1, &a->chain)) return -1; }
+        else if (!strcmp(f, "--ngram")) { if (cli_int(f, v, 1, &a->ngram)) return -1; }
+        else if (!strcmp(f, "--chain")) { if (cli_int(f, v, 1, &a->chain)) return -1; }
         else if (!strcmp(f, "--dynamic")) {
             if (sscanf(v, "%d,%d,%d", &a->dyn[0], &a->dyn[1], &a->dyn[2]) != 3) {
                 fprintf(stderr, "stree: --dynamic needs TOPK,DEPTH,BUDGET (e.g. 4,5,32)\n");
                 return -1;
             }
         }
-        else if (!strcmp(f, "--max-new")) { if (parse_int(f, v, 0, &a->max_new)) return -1; }
-        else if (!strcmp(f, "--n-ctx")) { if (parse_int(f, v, 1, &a->n_ctx)) return -1; }
+        else if (!strcmp(f, "--max-new")) { if (cli_int(f, v, 0, &a->max_new)) return -1; }
+        else if (!strcmp(f, "--n-ctx")) { if (cli_int(f, v, 1, &a->n_ctx)) return -1; }
         else if (!strcmp(f, "--backend")) {
-            if (!strcmp(v, "cpu")) a->backend = STREE_BACKEND_CPU;
-            else if (!strcmp(v, "cuda")) a->backend = STREE_BACKEND_CUDA;
-            else if (!strcmp(v, "auto")) a->backend = STREE_BACKEND_AUTO;
-            else {
-                fprintf(stderr, "stree: --backend must be cpu, cuda or auto\n");
-                return -1;
-            }
+            if (cli_backend(v, &a->backend)) return -1;
         } else {
             fprintf(stderr, "stree: unknown option: %s\n", f);
             return -1;
