@@ -73,6 +73,10 @@ stree_status stree_bind_io(stree_wbinder *b, const stree_model_desc *desc, const
                            const char *lm_head, stree_weights *w);
 /* Allocates the per-expert pointer arrays of w. */
 stree_status stree_alloc_experts(stree_weights *all, int32_t n_experts, stree_mlp_weights *w);
+/* Mamba-style checkpoints (Mamba2, Nemotron-H): "backbone." or "model." prefix (found by `probe`),
+ * embeddings / embedding, norm_f, lm_head. Returns the prefix. */
+const char *stree_bind_backbone_io(stree_wbinder *b, const stree_model_desc *d, const char *probe, stree_weights *w,
+                                   stree_status *status);
 /* "model." when the checkpoint has `probe` under it, else "backbone." when it has that, else "model.". */
 const char *stree_pick_prefix(const stree_wbinder *b, const char *probe);
 

@@ -297,3 +297,14 @@ char stree_layer_kind_standard(const char *name) {
     if (!strcmp(name, "moe") || !strcmp(name, "E")) return 'E';
     return 0;
 }
+
+const char *stree_bind_backbone_io(stree_wbinder *b, const stree_model_desc *d, const char *probe, stree_weights *w,
+                                   stree_status *status) {
+    const char *p = stree_pick_prefix(b, probe);
+    char embed[NAME_CAP], norm_f[NAME_CAP];
+    snprintf(embed, sizeof embed, "%sembeddings.weight", p);
+    if (!stree_bind_has(b, embed)) snprintf(embed, sizeof embed, "%sembedding.weight", p);
+    snprintf(norm_f, sizeof norm_f, "%snorm_f.weight", p);
+    *status = stree_bind_io(b, d, embed, norm_f, "lm_head.weight", w);
+    return p;
+}

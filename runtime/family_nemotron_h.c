@@ -158,12 +158,10 @@ static stree_status bind_moe(stree_wbinder *b, stree_weights *w, const char *p, 
 }
 
 static stree_status bind(stree_wbinder *b, const stree_model_desc *d, stree_weights *w) {
-    const char *p = stree_pick_prefix(b, "norm_f.weight");
-    char embed[128], norm_f[128], name[192];
-    snprintf(embed, sizeof embed, "%sembeddings.weight", p);
-    if (!stree_bind_has(b, embed)) snprintf(embed, sizeof embed, "%sembedding.weight", p);
-    snprintf(norm_f, sizeof norm_f, "%snorm_f.weight", p);
-    STREE_TRY(stree_bind_io(b, d, embed, norm_f, "lm_head.weight", w));
+    stree_status s;
+    const char *p = stree_bind_backbone_io(b, d, "norm_f.weight", w, &s);
+    STREE_TRY(s);
+    char name[192];
     for (int32_t i = 0; i < d->n_layers; i++) {
         const stree_layer_desc *l = &d->layers[i];
         stree_layer_weights *lw = &w->layers[i];
