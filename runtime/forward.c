@@ -249,10 +249,14 @@ stree_status stree_forward_tree(stree_state *st, const stree_fwd_tree *tree, int
         }
     }
     size_t ints = (size_t)nb * sizeof(int32_t);
-    ops->upload(ws->tokens, ws->h_tokens, ints);
-    ops->upload(ws->parent, ws->h_parent, ints);
-    ops->upload(ws->depth, ws->h_depth, ints);
-    ops->upload(ws->n_past, &st->n_committed, sizeof(int32_t));
+    ws->h_io[0] = st->n_committed;
+    memcpy(ws->h_io + 1, ws->h_tokens, ints);
+    memcpy(ws->h_io + 1 + nb, ws->h_parent, ints);
+    memcpy(ws->h_io + 1 + 2 * nb, ws->h_depth, ints);
+    ops->upload(ws->io, ws->h_io, sizeof(int32_t) + 3 * ints);
+    ws->tokens = ws->io + 1;
+    ws->parent = ws->io + 1 + nb;
+    ws->depth = ws->io + 1 + 2 * nb;
     stree_tree_view tv = {.n = nb, .parent = ws->parent, .depth = ws->depth};
     void **graph = use_graph ? &st->fwd_graphs[want_logits ? 1 : 0][slot] : NULL;
     if (graph && *graph) {
@@ -305,8 +309,8 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
                               path[k], path[k - 1]);
     if (st->n_committed + len > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", st->n_ctx);
+    /* n_past on the device is still this forward's (n_committed has not moved since) */
     ops->upload(st->ws.path, path, (size_t)len * sizeof(int32_t));
-    ops->upload(st->ws.n_past, &st->n_committed, sizeof(int32_t));
     void **graph = ops->graph_begin && st->use_graphs ? &st->commit_graphs[len] : NULL;
     if (graph && *graph) {
         ops->graph_launch(*graph);

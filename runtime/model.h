@@ -52,16 +52,19 @@ typedef struct stree_workspace {
     int32_t *route_e;
     float *moe_scratch;  /* [max_nodes * max_top_k, 3 * max_d_expert] */
     float *logits;       /* [max_nodes, V] */
-    int32_t *tokens;     /* [max_nodes] device copies of the tree */
-    int32_t *depth;
-    int32_t *parent;
-    int32_t *path;
-    int32_t *n_past;     /* [1] the committed token count, as the kernels read it */
+    int32_t *io;         /* [1 + 3 * max_nodes]: n_past | tokens | parent | depth of this forward, the
+                          * three arrays nb long (nb = the forward's node count): one upload a step */
+    int32_t *tokens;     /* [nb] = io + 1 */
+    int32_t *parent;     /* [nb] = io + 1 + nb */
+    int32_t *depth;      /* [nb] = io + 1 + 2 nb */
+    int32_t *path;       /* [max_nodes] the path being committed */
+    int32_t *n_past;     /* [1] = io: the committed token count, as the kernels read it */
     int32_t *topk_idx;   /* [max_nodes, 16] */
     float *topk_logp;
     int32_t h_tokens[4096]; /* host copies (padding, validation, commit checks) */
     int32_t h_depth[4096];
     int32_t h_parent[4096];
+    int32_t h_io[1 + 3 * 4096];
 } stree_workspace;
 
 /* One model's committed state for one stream (the target's, or the draft model's). */

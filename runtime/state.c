@@ -107,11 +107,9 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     ws->route_e = alloc_buf(ops, mn * top_k * sizeof(int32_t), &ok);
     ws->moe_scratch = alloc_buf(ops, mn * top_k * 3 * d_expert * F, &ok);
     ws->logits = alloc_buf(ops, mn * V * F, &ok);
-    ws->tokens = alloc_buf(ops, mn * sizeof(int32_t), &ok);
-    ws->depth = alloc_buf(ops, mn * sizeof(int32_t), &ok);
-    ws->parent = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->io = alloc_buf(ops, (1 + 3 * mn) * sizeof(int32_t), &ok);
+    ws->n_past = ws->io;
     ws->path = alloc_buf(ops, mn * sizeof(int32_t), &ok);
-    ws->n_past = alloc_buf(ops, sizeof(int32_t), &ok);
     ws->topk_idx = alloc_buf(ops, mn * 16 * sizeof(int32_t), &ok);
     ws->topk_logp = alloc_buf(ops, mn * 16 * F, &ok);
     s->commit_graphs = calloc((size_t)s->max_nodes + 1, sizeof *s->commit_graphs);
@@ -142,8 +140,8 @@ void stree_state_free(stree_state *s) {
     free_rows(ops, s->vc.c, d->n_mamba_layers);
     stree_workspace *ws = &s->ws;
     void *bufs[] = {ws->h,      ws->xn,      ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
-                    ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->tokens, ws->depth,
-                    ws->parent, ws->path,    ws->topk_idx, ws->topk_logp, ws->n_past};
+                    ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->io,     ws->path,
+                    ws->topk_idx, ws->topk_logp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->free(bufs[i]);
     if (ops->graph_free) {

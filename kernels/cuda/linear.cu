@@ -1,6 +1,7 @@
 // CUDA backend: dense layers (cuBLAS, bf16 weights, fp32 accumulation), FFN activations, routing,
 // routed experts, embedding, axpby and per-row top-k.
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/cuda/common.cuh"
 
@@ -17,8 +18,125 @@ __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float 
     if (i < n && j < m) y[i * ldy + j] += alpha * bias[j];
 }
 
+// ---- small-batch GEMV: y[n, m] = alpha * (x[n, k] w[m, k]^T + bias) (+ y), n <= GEMV_MAX_ROWS ----
+// Decode and small trees are bound by reading the weights once. Each warp owns R weight rows and
+// streams them with 16-byte loads (8 bf16), UNROLL loads in flight per row; the x rows (fp32, hot in
+// L1) are rounded to bf16 like the cuBLAS path's input copy, so both paths see the same operands.
+#define GEMV_MAX_ROWS 8
+#define GEMV_UNROLL 4
+
+__device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b) {
+    const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&w);
+    float2 w0 = __bfloat1622float2(w2[0]), w1 = __bfloat1622float2(w2[1]);
+    float2 w2f = __bfloat1622float2(w2[2]), w3 = __bfloat1622float2(w2[3]);
+    return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2f.x * b.x + w2f.y * b.y + w3.x * b.z + w3.y * b.w;
+}
+
+__device__ __forceinline__ float4 round_bf16(float4 v) {
+    return make_float4(__bfloat162float(__float2bfloat16(v.x)), __bfloat162float(__float2bfloat16(v.y)),
+                       __bfloat162float(__float2bfloat16(v.z)), __bfloat162float(__float2bfloat16(v.w)));
+}
+
+template <int NR, int R>
+__global__ void __launch_bounds__(256) gemv_kernel(stree_matmul_params p) {
+    int lane = threadIdx.x & 31;
+    int64_t row0 = ((int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    if (row0 >= p.m) return;
+    const uint4 *w[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        int64_t row = row0 + r < p.m ? row0 + r : row0; /* a missing row re-reads row0; never stored */
+        w[r] = reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)p.w + row * p.k);
+    }
+    float acc[R][NR];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int i = 0; i < NR; i++) acc[r][i] = 0.0f;
+    int k8 = p.k / 8; /* 16-byte chunks per row */
+    int c = lane;
+    for (; c + 32 * (GEMV_UNROLL - 1) < k8; c += 32 * GEMV_UNROLL) {
+        uint4 wv[GEMV_UNROLL][R];
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++) wv[u][r] = __ldg(w[r] + c + 32 * u);
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++)
+#pragma unroll
+            for (int i = 0; i < NR; i++)
+                if (i < p.n) {
+                    const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * (c + 32 * u);
+                    float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
+#pragma unroll
+                    for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[u][r], a, b);
+                }
+    }
+    for (; c < k8; c += 32) {
+        uint4 wv[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) wv[r] = __ldg(w[r] + c);
+#pragma unroll
+        for (int i = 0; i < NR; i++)
+            if (i < p.n) {
+                const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * c;
+                float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
+#pragma unroll
+                for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[r], a, b);
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int i = 0; i < NR; i++) acc[r][i] = warp_sum(acc[r][i]);
+    if (lane != 0) return;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int i = 0; i < NR; i++)
+            if (i < p.n && row0 + r < p.m) {
+                int64_t row = row0 + r;
+                float v = acc[r][i] + (p.maybe_bias ? p.maybe_bias[row] : 0.0f);
+                float *y = p.y + i * p.ldy + row;
+                *y = p.accumulate ? *y + p.alpha * v : p.alpha * v;
+            }
+}
+
+template <int NR>
+static void launch_gemv(const stree_matmul_params *p, cudaStream_t s) {
+    /* two rows per warp for tall matrices (halves the x reads), one otherwise (more warps) */
+    if (p->m >= 8192) {
+        gemv_kernel<NR, 2><<<ceil_div(p->m, 16), 256, 0, s>>>(*p);
+    } else {
+        gemv_kernel<NR, 1><<<ceil_div(p->m, 8), 256, 0, s>>>(*p);
+    }
+    LAUNCHED();
+}
+
+static bool gemv_fits(const stree_matmul_params *p) {
+    return p->wtype == STREE_WTYPE_BF16 && p->n <= GEMV_MAX_ROWS && p->k % 8 == 0 && p->ldx % 4 == 0 &&
+           ((uintptr_t)p->x & 15) == 0 && ((uintptr_t)p->w & 15) == 0;
+}
+
+/* STREE_CUDA_GEMV=0 sends every matmul to cuBLAS (for comparisons). */
+static bool gemv_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("STREE_CUDA_GEMV");
+        on = !(e && e[0] == '0');
+    }
+    return on != 0;
+}
+
 extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
+    if (gemv_fits(p) && gemv_enabled()) {
+        if (p->n == 1) launch_gemv<1>(p, s);
+        else if (p->n == 2) launch_gemv<2>(p, s);
+        else if (p->n <= 4) launch_gemv<4>(p, s);
+        else launch_gemv<8>(p, s);
+        return;
+    }
     size_t need = (size_t)p->n * (size_t)p->k;
     if (need > g_xb_cap) {
         /* the old buffer stays allocated: captured graphs may still read it */

@@ -6,7 +6,6 @@
 
 #define MAX_CONV 16
 #define MAX_STATE 256
-#define MAX_PATH 4096
 
 // one thread per (node, channel)
 __global__ void conv_tree_kernel(stree_conv_tree_params p) {
@@ -82,20 +81,34 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
 }
 
 #define SCAN_NODES 16
-// committed part, block per (head, chunk of SCAN_NODES nodes): y_i = e^{c_i} H0 C_i + D x_i.
-// Each committed state row is read once per chunk (coalesced, by one warp) and used for every node.
-__global__ void scan_committed_kernel(stree_mamba2_scan_params p) {
+#define SCAN_PAIRS 1024
+#define MAX_SCAN_P 256
+// Block per (head h, chunk of SCAN_NODES nodes), both parts of y_i (DESIGN.md §3.2):
+//   committed: y_i = e^{c_i} H0 C_i + D x_i — each row of H0 is read once per chunk (one warp,
+//              coalesced) and used for every node of the chunk;
+//   tree:      y_i += sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j — the (node, ancestor)
+//              pairs of the chunk are listed in rounds of up to SCAN_PAIRS, a warp reduces each
+//              C_i . B_j, then each thread sums its (node, head-dim element) over its node's pairs.
+__global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
     __shared__ float C[SCAN_NODES][MAX_STATE];
+    __shared__ float ys[SCAN_NODES][MAX_SCAN_P];
+    __shared__ float coef[SCAN_PAIRS];
+    __shared__ int pair_j[SCAN_PAIRS];
+    __shared__ int cursor[SCAN_NODES], remaining[SCAN_NODES], off[SCAN_NODES + 1];
     int h = blockIdx.x, i0 = blockIdx.y * SCAN_NODES;
     int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
     int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
     int n_here = p.tree.n - i0 < SCAN_NODES ? p.tree.n - i0 : SCAN_NODES;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
     for (int e = threadIdx.x; e < SCAN_NODES * MAX_STATE; e += blockDim.x) { /* zero past N and n_here */
         int k = e / MAX_STATE, n = e % MAX_STATE;
         C[k][n] = k < n_here && n < N ? p.xbc[(int64_t)(i0 + k) * conv_dim + d_inner + G * N + g * N + n] : 0.0f;
     }
+    if (threadIdx.x < n_here) {
+        cursor[threadIdx.x] = i0 + threadIdx.x;
+        remaining[threadIdx.x] = p.tree.depth[i0 + threadIdx.x] + 1;
+    }
     __syncthreads();
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
     const float *H0 = p.state + (int64_t)h * P * N;
     for (int pp = warp; pp < P; pp += n_warps) {
         float hrow[MAX_STATE / 32];
@@ -109,90 +122,133 @@ __global__ void scan_committed_kernel(stree_mamba2_scan_params p) {
             float dot = warp_sum(part);
             if (lane == 0) {
                 int i = i0 + k;
-                float c_i = p.c[(int64_t)i * H + h];
-                p.y[(int64_t)i * d_inner + h * P + pp] =
-                    __expf(c_i) * dot + p.D[h] * p.xbc[(int64_t)i * conv_dim + h * P + pp];
+                ys[k][pp] = __expf(p.c[(int64_t)i * H + h]) * dot + p.D[h] * p.xbc[(int64_t)i * conv_dim + h * P + pp];
             }
         }
     }
-}
-
-// tree part, block per (node, head), thread per head-dim element:
-// y_i += sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j
-__global__ void scan_tree_kernel(stree_mamba2_scan_params p) {
-    __shared__ float C_i[MAX_STATE];
-    __shared__ float coef[MAX_PATH];
-    __shared__ int path[MAX_PATH];
-    __shared__ int n_path;
-    __shared__ float red[32];
-    int i = blockIdx.x, h = blockIdx.y;
-    int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
-    int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
-    const float *row_i = p.xbc + (int64_t)i * conv_dim;
-    for (int n = threadIdx.x; n < N; n += blockDim.x) C_i[n] = row_i[d_inner + G * N + g * N + n];
-    if (threadIdx.x == 0) {
-        int n = 0;
-        for (int j = i; j >= 0; j = p.tree.parent[j]) path[n++] = j;
-        n_path = n;
+    for (;;) {
+        __syncthreads(); /* ys and the previous round's pairs are complete */
+        if (threadIdx.x == 0) {
+            int total = 0;
+            for (int k = 0; k < n_here; k++) {
+                off[k] = total;
+                total += min(remaining[k], SCAN_PAIRS - total);
+            }
+            off[n_here] = total;
+        }
+        __syncthreads();
+        int total = off[n_here];
+        if (total == 0) break;
+        if (threadIdx.x < n_here) { /* each node lists its next ancestors, nearest first */
+            int k = threadIdx.x, j = cursor[k];
+            for (int q = off[k]; q < off[k + 1]; q++) {
+                pair_j[q] = j;
+                j = p.tree.parent[j];
+            }
+            cursor[k] = j;
+            remaining[k] -= off[k + 1] - off[k];
+        }
+        __syncthreads();
+        for (int q = warp; q < total; q += n_warps) {
+            int k = 0;
+            while (off[k + 1] <= q) k++;
+            int i = i0 + k, j = pair_j[q];
+            const float *B_j = p.xbc + (int64_t)j * conv_dim + d_inner + g * N;
+            float part = 0.0f;
+            for (int n = lane; n < N; n += 32) part += C[k][n] * B_j[n];
+            float cb = warp_sum(part);
+            if (lane == 0)
+                coef[q] = __expf(p.c[(int64_t)i * H + h] - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h] * cb;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < n_here * P; e += blockDim.x) {
+            int k = e / P, pp = e % P;
+            float y = 0.0f;
+            for (int q = off[k]; q < off[k + 1]; q++) y += coef[q] * p.xbc[(int64_t)pair_j[q] * conv_dim + h * P + pp];
+            ys[k][pp] += y;
+        }
     }
-    __syncthreads();
-    float c_i = p.c[(int64_t)i * H + h];
-    // coefficients of the path nodes: the whole block reduces each C_i . B_j
-    for (int t = 0; t < n_path; t++) {
-        int j = path[t];
-        const float *B_j = p.xbc + (int64_t)j * conv_dim + d_inner + g * N;
-        float part = 0.0f;
-        for (int n = threadIdx.x; n < N; n += blockDim.x) part += C_i[n] * B_j[n];
-        float cb = block_sum(part, red);
-        if (threadIdx.x == 0) coef[t] = __expf(c_i - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h] * cb;
+    for (int e = threadIdx.x; e < n_here * P; e += blockDim.x) {
+        int k = e / P, pp = e % P;
+        p.y[(int64_t)(i0 + k) * d_inner + h * P + pp] = ys[k][pp];
     }
-    __syncthreads();
-    for (int pp = threadIdx.x; pp < P; pp += blockDim.x) {
-        float y = 0.0f;
-        for (int t = 0; t < n_path; t++) y += coef[t] * p.xbc[(int64_t)path[t] * conv_dim + h * P + pp];
-        p.y[(int64_t)i * d_inner + h * P + pp] += y;
-    }
-    (void)row_i;
 }
 
 extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
-    if (p->d_state > MAX_STATE || p->tree.n > MAX_PATH) {
-        stree_cuda_note("Mamba-2 state size above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+    if (p->d_state > MAX_STATE || p->head_dim > MAX_SCAN_P) {
+        stree_cuda_note("Mamba-2 state size above 256 or head dim above 256 is not supported by the CUDA backend",
+                        __FILE__, __LINE__);
         return;
     }
     cudaStream_t s = stree_cuda_stream();
     dim3 g0(ceil_div(p->n_heads, 64), p->tree.n);
     cumdecay_kernel<<<g0, 64, 0, s>>>(*p);
     LAUNCHED();
-    dim3 g1(p->n_heads, ceil_div(p->tree.n, SCAN_NODES));
-    scan_committed_kernel<<<g1, 256, 0, s>>>(*p);
-    LAUNCHED();
-    dim3 grid(p->tree.n, p->n_heads);
-    scan_tree_kernel<<<grid, 64, 0, s>>>(*p);
+    dim3 grid(p->n_heads, ceil_div(p->tree.n, SCAN_NODES));
+    scan_kernel<<<grid, 256, 0, s>>>(*p);
     LAUNCHED();
 }
 
-// one thread per state element (h, p, n): S = e^{c_last} S + sum_k e^{c_last - c_k} dt_k x_k[p] B_k[n]
-__global__ void mamba2_commit_kernel(stree_mamba2_commit_params p) {
+// block per (head h, COMMIT_ROWS rows of the head dim), thread per state element (p, n):
+// S = e^{c_last} S + sum_k e^{c_last - c_k} dt_k x_k[p] B_k[n]. The per-path-entry coefficients and the
+// B / x rows are staged in shared memory COMMIT_CHUNK entries at a time, so each element's update is
+// a run of FMAs; the state is read and written once.
+#define COMMIT_ROWS 8
+#define COMMIT_CHUNK 16
+__global__ void __launch_bounds__(256) mamba2_commit_kernel(stree_mamba2_commit_params p) {
+    __shared__ float Bs[COMMIT_CHUNK][MAX_STATE];
+    __shared__ float xs[COMMIT_CHUNK][COMMIT_ROWS];
+    __shared__ float coef[COMMIT_CHUNK];
     int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
-    int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (int64_t)H * P * N) return;
-    int h = (int)(e / ((int64_t)P * N)), pp = (int)((e / N) % P), n = (int)(e % N);
+    int h = blockIdx.x, p0 = blockIdx.y * COMMIT_ROWS;
+    int rows = P - p0 < COMMIT_ROWS ? P - p0 : COMMIT_ROWS;
     int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
-    int last = p.path[p.len - 1];
-    float c_last = p.c[(int64_t)last * H + h];
-    float s = p.state[e] * __expf(c_last);
-    for (int k = 0; k < p.len; k++) {
-        int j = p.path[k];
-        const float *row = p.xbc + (int64_t)j * conv_dim;
-        float coef = __expf(c_last - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h];
-        s += coef * row[h * P + pp] * row[d_inner + g * N + n];
+    float c_last = p.c[(int64_t)p.path[p.len - 1] * H + h];
+    float *S = p.state + ((int64_t)h * P + p0) * N;
+    const int per_thread = COMMIT_ROWS * MAX_STATE / 256;
+    float s[per_thread];
+    float decay = __expf(c_last);
+    for (int q = 0; q < per_thread; q++) {
+        int e = threadIdx.x + 256 * q;
+        s[q] = e < rows * N ? S[e] * decay : 0.0f;
     }
-    p.state[e] = s;
+    for (int t0 = 0; t0 < p.len; t0 += COMMIT_CHUNK) {
+        int nt = p.len - t0 < COMMIT_CHUNK ? p.len - t0 : COMMIT_CHUNK;
+        __syncthreads(); /* the previous chunk is consumed */
+        for (int e = threadIdx.x; e < nt * N; e += blockDim.x) {
+            int t = e / N, n = e % N;
+            Bs[t][n] = p.xbc[(int64_t)p.path[t0 + t] * conv_dim + d_inner + g * N + n];
+        }
+        for (int e = threadIdx.x; e < nt * rows; e += blockDim.x) {
+            int t = e / rows, r = e % rows;
+            xs[t][r] = p.xbc[(int64_t)p.path[t0 + t] * conv_dim + h * P + p0 + r];
+        }
+        if (threadIdx.x < nt) {
+            int j = p.path[t0 + threadIdx.x];
+            coef[threadIdx.x] = __expf(c_last - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h];
+        }
+        __syncthreads();
+        for (int q = 0; q < per_thread; q++) {
+            int e = threadIdx.x + 256 * q;
+            if (e >= rows * N) break;
+            int r = e / N, n = e % N;
+            float acc = s[q];
+            for (int t = 0; t < nt; t++) acc += coef[t] * xs[t][r] * Bs[t][n];
+            s[q] = acc;
+        }
+    }
+    for (int q = 0; q < per_thread; q++) {
+        int e = threadIdx.x + 256 * q;
+        if (e < rows * N) S[e] = s[q];
+    }
 }
 
 extern "C" void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p) {
-    int64_t total = (int64_t)p->n_heads * p->head_dim * p->d_state;
-    mamba2_commit_kernel<<<ceil_div(total, 256), 256, 0, stree_cuda_stream()>>>(*p);
+    if (p->d_state > MAX_STATE) {
+        stree_cuda_note("Mamba-2 state size above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+        return;
+    }
+    dim3 grid(p->n_heads, ceil_div(p->head_dim, COMMIT_ROWS));
+    mamba2_commit_kernel<<<grid, 256, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
 }
