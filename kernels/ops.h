@@ -86,6 +86,7 @@ typedef struct stree_conv_tree_params {
     const float *w;          /* [channels, k] */
     const float *maybe_bias; /* [channels] */
     float *out;              /* [n, channels] silu(conv) */
+    float *maybe_x_copy;     /* [n, channels]: x copied here (the verify cache keeps it for the commit) */
     stree_tree_view tree;
     int32_t channels, k;
     int64_t ldx;

@@ -42,9 +42,9 @@ static void rmsnorm(const stree_ops *ops, const float *x, const float *w, float 
     ops->rmsnorm(&p);
 }
 
-/* out [n, D] = mamba2(u [n, D]) * out_mult; fills the layer's verify-cache rows. */
-static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
-                         int32_t accumulate) {
+/* h [n, D] += mamba2(u [n, D]) * out_mult * scale; fills the layer's verify-cache rows. */
+static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *h,
+                         float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
@@ -64,10 +64,9 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
               md->seg_mult[s], 0.0f);
     }
     float *xbc_pre = st->vc.xbc_pre[li], *xbc = st->vc.xbc[li], *dt = st->vc.dt[li], *c = st->vc.c[li];
-    axpby(ops, proj + I, md->in_proj_dim, xbc_pre, Cd, n, Cd, 1.0f, 0.0f);
-    stree_conv_tree_params cp = {.x = xbc_pre, .window = st->conv_state[li], .w = w->conv_w,
-                                 .maybe_bias = w->maybe_conv_b, .out = xbc, .tree = *tv, .channels = Cd,
-                                 .k = md->d_conv, .ldx = Cd};
+    stree_conv_tree_params cp = {.x = proj + I, .window = st->conv_state[li], .w = w->conv_w,
+                                 .maybe_bias = w->maybe_conv_b, .out = xbc, .maybe_x_copy = xbc_pre, .tree = *tv,
+                                 .channels = Cd, .k = md->d_conv, .ldx = md->in_proj_dim};
     ops->conv_tree(&cp);
     stree_mamba2_dt_params dp = {.dt_raw = proj + I + Cd, .dt_bias = w->dt_bias, .dt = dt, .n = n, .n_heads = H,
                                  .ld = md->in_proj_dim, .dt_min = md->dt_min, .dt_max = md->dt_max};
@@ -83,12 +82,12 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
                                   .norm_before_gate = md->gnorm_before_gate, .ldz = md->in_proj_dim,
                                   .eps = md->gnorm_eps};
     ops->gated_norm(&gp);
-    linear(ops, g, I, w->out_proj, w->maybe_out_bias, out, D, n, I, D, md->out_mult, accumulate);
+    linear(ops, g, I, w->out_proj, w->maybe_out_bias, h, D, n, I, D, md->out_mult * scale, 1);
 }
 
-/* out [n, D] (+)= attention(u * in_mult) * out_mult over prefix + tree ancestors. */
-static void attention_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *out,
-                            int32_t accumulate) {
+/* h [n, D] += attention(u * in_mult) * out_mult * scale over prefix + tree ancestors. */
+static void attention_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *h,
+                            float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
@@ -123,17 +122,19 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
                                  .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads, .head_dim = hd,
                                  .scale = a->scale, .scratch = ws->scores};
     ops->attn_tree(&ap);
-    linear(ops, o, q_dim, w->o, w->maybe_o_bias, out, D, n, q_dim, D, l->attn_out_mult, accumulate);
+    linear(ops, o, q_dim, w->o, w->maybe_o_bias, h, D, n, q_dim, D, l->attn_out_mult * scale, 1);
 }
 
-/* out [n, D] = dense MLP and/or routed experts of u. */
-static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u, float *out) {
+/* h [n, D] += (dense MLP and/or routed experts of u) * scale. */
+static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u, float *h, float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_mlp_desc *md = &m->desc.layers[layer].mlp;
     const stree_mlp_weights *w = &m->dw.layers[layer].mlp;
     int32_t D = m->desc.d_model;
     stree_workspace *ws = &st->ws;
+    /* dense only: the down projection adds straight into h; with experts, both sum into acc first */
+    float *out = md->has_moe ? ws->acc : h;
     if (md->has_dense) {
         float *gate = ws->big, *up = ws->big2, *act = ws->big3;
         if (md->dense_act == STREE_ACT_SILU) linear(ops, u, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
@@ -141,7 +142,8 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
         stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = n, .d = md->d_ff, .ld = md->d_ff,
                                    .act = md->dense_act, .gate_mult = md->gate_mult};
         ops->ffn_act(&fp);
-        linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, md->down_mult, 0);
+        linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, md->down_mult * (md->has_moe ? 1.0f : scale),
+               !md->has_moe);
     } else {
         ops->zero(out, (size_t)n * (size_t)D * sizeof(float));
     }
@@ -158,6 +160,7 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
                                .out = out, .scratch = ws->moe_scratch, .n = n, .d_model = D,
                                .d_expert = md->d_expert, .top_k = md->top_k, .act = md->expert_act};
         ops->moe(&mp);
+        axpby(ops, ws->acc, D, h, D, n, D, scale, 1.0f);
     }
 }
 
@@ -176,14 +179,13 @@ static void run_layers(stree_state *st, const stree_tree_view *tv, int want_logi
         const stree_layer_weights *lw = &m->dw.layers[li];
         if (l->has_mamba2 || l->has_attention) {
             rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            if (l->has_mamba2) mamba2_block(st, li, tv, ws->xn, ws->acc, 0);
-            if (l->has_attention) attention_block(st, li, tv, ws->xn, ws->acc, l->has_mamba2);
-            axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
+            /* the mixers add into the residual stream (xn is their common input) */
+            if (l->has_mamba2) mamba2_block(st, li, tv, ws->xn, ws->h, d->residual_mult);
+            if (l->has_attention) attention_block(st, li, tv, ws->xn, ws->h, d->residual_mult);
         }
         if (l->has_mlp) {
             rmsnorm(ops, ws->h, lw->norm2, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            mlp_block(st, li, n, ws->xn, ws->acc);
-            axpby(ops, ws->acc, D, ws->h, D, n, D, d->residual_mult, 1.0f);
+            mlp_block(st, li, n, ws->xn, ws->h, d->residual_mult);
         }
     }
     if (!want_logits) return;

@@ -76,11 +76,16 @@ static void expect_close(const char *what, const float *d, const float *ref, siz
 TestSuite(cuda_ops, .init = setup);
 
 Test(cuda_ops, matmul) {
-    /* cuBLAS on a bf16 copy of the activations, for 1, 3 and 7 rows */
-    static const int32_t ns[3] = {1, 3, 7};
-    for (int t = 0; t < 3; t++) {
-        int32_t n = ns[t], k = 200, m = 96;
-        int64_t ldx = 210, ldy = 100;
+    /* the small-batch GEMV (n <= 8, k % 8 == 0, ldx % 4 == 0; one and two weight rows per warp) and
+     * cuBLAS on a bf16 copy of the activations (other shapes) */
+    static const int32_t cases[][5] = {/* n, k, m, ldx, ldy */
+                                       {1, 200, 96, 210, 100},  {3, 200, 96, 210, 100}, {7, 200, 96, 210, 100},
+                                       {1, 200, 96, 208, 100},  {2, 264, 75, 264, 80},  {3, 200, 96, 208, 100},
+                                       {5, 1032, 33, 1040, 40}, {8, 200, 96, 208, 97},  {4, 64, 8203, 64, 8203},
+                                       {8, 40, 8192, 48, 8200}, {12, 200, 96, 208, 100}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int32_t n = cases[t][0], k = cases[t][1], m = cases[t][2];
+        int64_t ldx = cases[t][3], ldy = cases[t][4];
         float *x = rnd((size_t)n * ldx, 1.0f), *w = rnd((size_t)m * k, 0.2f), *b = rnd((size_t)m, 1.0f);
         float *y0 = rnd((size_t)n * ldy, 1.0f);
         /* the reference gets the operands the CUDA path sees: bf16 weights and activations */
@@ -89,16 +94,18 @@ Test(cuda_ops, matmul) {
         for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
         for (int acc = 0; acc < 2; acc++) {
             memcpy(yr, y0, (size_t)n * ldy * 4);
-            stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = b, .y = yr, .n = n,
-                                     .k = k, .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f, .accumulate = acc};
+            stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = acc ? NULL : b,
+                                     .y = yr, .n = n, .k = k, .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f,
+                                     .accumulate = acc};
             stree_cpu_matmul(&p);
             float *dx = dev(x, (size_t)n * ldx * 4), *db = dev(b, (size_t)m * 4), *dy = dev(y0, (size_t)n * ldy * 4);
             void *dw = G->upload_matrix(w, m, k);
             stree_matmul_params q = p;
-            q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = db, q.y = dy;
+            q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = acc ? NULL : db, q.y = dy;
             G->matmul(&q);
-            char what[64];
-            snprintf(what, sizeof what, "matmul n=%d%s", n, acc ? " (accumulate)" : "");
+            char what[96];
+            snprintf(what, sizeof what, "matmul n=%d k=%d m=%d ldx=%d%s", n, k, m, (int)ldx,
+                     acc ? " (accumulate)" : " (bias)");
             expect_close(what, dy, yr, (size_t)n * ldy, 1e-4);
             G->free(dx), G->free(db), G->free(dy), G->free(dw);
         }
@@ -139,23 +146,25 @@ Test(cuda_ops, rmsnorm_and_gated_norm) {
     free(x), free(w), free(z), free(ref);
 }
 
-/* a random tree of n nodes (topological), depths filled */
-static void random_tree(int32_t n, int32_t *parent, int32_t *depth) {
+/* a random tree of n nodes (topological), depths filled; a chain when `chain` */
+static void random_tree(int32_t n, int32_t *parent, int32_t *depth, int chain) {
     parent[0] = -1;
     depth[0] = 0;
     for (int32_t i = 1; i < n; i++) {
-        parent[i] = (int32_t)(rand_r(&seed) % (unsigned)i);
+        parent[i] = chain ? i - 1 : (int32_t)(rand_r(&seed) % (unsigned)i);
         depth[i] = depth[parent[i]] + 1;
     }
 }
 
-Test(cuda_ops, rope_and_attention) {
-    int32_t n = 23, nh = 4, nkv = 2, hd = 48, n_past = 37;
-    int32_t parent[64], depth[64];
-    random_tree(n, parent, depth);
+/* rope, tree attention and the KV commit for one shape */
+static void check_attention(int32_t n, int32_t nh, int32_t nkv, int32_t hd, int32_t n_past, int chain) {
+    int32_t parent[512], depth[512];
+    random_tree(n, parent, depth, chain);
+    cr_log_info("attention n=%d heads %d/%d hd %d n_past %d%s", n, nh, nkv, hd, n_past, chain ? " chain" : "");
     float *q = rnd((size_t)n * nh * hd, 1.0f), *kt = rnd((size_t)n * nkv * hd, 1.0f), *vt = rnd((size_t)n * nkv * hd, 1.0f);
     float *kc = rnd((size_t)n_past * nkv * hd, 1.0f), *vc = rnd((size_t)n_past * nkv * hd, 1.0f);
-    float *qr = malloc((size_t)n * nh * hd * 4), *out = malloc((size_t)n * nh * hd * 4), *scr = malloc(1024 * 4);
+    float *qr = malloc((size_t)n * nh * hd * 4), *out = malloc((size_t)n * nh * hd * 4);
+    float *scr = malloc((size_t)(n_past + n) * 4);
     memcpy(qr, q, (size_t)n * nh * hd * 4);
     stree_rope_params rp = {.x = qr, .n = n, .n_heads = nh, .head_dim = hd, .rope_dims = 32, .ldx = nh * hd,
                             .n_past = &n_past, .depth = depth, .theta = 10000.0f};
@@ -181,7 +190,7 @@ Test(cuda_ops, rope_and_attention) {
     G->attn_tree(&aq);
     expect_close("attn_tree", dout, out, (size_t)n * nh * hd, 1e-5);
     /* kv commit of a root-to-node path */
-    int32_t path[64], len = 0;
+    int32_t path[512], len = 0;
     for (int32_t j = n - 1; j >= 0; j = parent[j]) path[len++] = j;
     for (int32_t a = 0, b = len - 1; a < b; a++, b--) {
         int32_t t = path[a];
@@ -206,11 +215,19 @@ Test(cuda_ops, rope_and_attention) {
     free(q), free(kt), free(vt), free(kc), free(vc), free(qr), free(out), free(scr), free(kc2), free(vc2);
 }
 
-Test(cuda_ops, mamba2_tree_ops) {
-    int32_t n = 29, H = 6, P = 8, G_ = 2, N = 16, K = 4;
+Test(cuda_ops, rope_and_attention) {
+    check_attention(23, 4, 2, 48, 37, 0);   /* small random tree */
+    check_attention(64, 8, 2, 128, 700, 0); /* four query heads per KV head, several key tiles per split */
+    check_attention(1, 8, 8, 64, 5, 0);     /* a decode step, fewer keys than splits */
+    check_attention(150, 4, 1, 32, 0, 1);   /* a prefill chunk: no prefix, long paths */
+}
+
+/* tree conv, dt, the tree scan and both commits for one shape */
+static void check_mamba2(int32_t n, int32_t H, int32_t P, int32_t G_, int32_t N, int32_t K, int chain) {
     int32_t d_inner = H * P, Cd = d_inner + 2 * G_ * N, ip = 2 * d_inner + 2 * G_ * N + H;
-    int32_t parent[64], depth[64];
-    random_tree(n, parent, depth);
+    int32_t parent[512], depth[512];
+    random_tree(n, parent, depth, chain);
+    cr_log_info("mamba2 n=%d H %d P %d G %d N %d%s", n, H, P, G_, N, chain ? " chain" : "");
     float *xpre = rnd((size_t)n * Cd, 1.0f), *win = rnd((size_t)(K - 1) * Cd, 1.0f), *cw = rnd((size_t)Cd * K, 0.5f);
     float *cb = rnd((size_t)Cd, 0.5f), *proj = rnd((size_t)n * ip, 2.0f), *dtb = rnd((size_t)H, 1.0f);
     float *A_log = rnd((size_t)H, 1.0f), *Dp = rnd((size_t)H, 1.0f), *state = rnd((size_t)H * P * N, 1.0f);
@@ -225,8 +242,12 @@ Test(cuda_ops, mamba2_tree_ops) {
     float *dcw = dev(cw, (size_t)Cd * K * 4), *dcb = dev(cb, (size_t)Cd * 4), *dxbc = poisoned((size_t)n * Cd);
     stree_conv_tree_params cq = cp;
     cq.x = dxpre, cq.window = dwin, cq.w = dcw, cq.maybe_bias = dcb, cq.out = dxbc, cq.tree = dtv;
+    float *dcopy = poisoned((size_t)n * Cd);
+    cq.maybe_x_copy = dcopy;
     G->conv_tree(&cq);
     expect_close("conv_tree", dxbc, xbc, (size_t)n * Cd, 1e-5);
+    expect_close("conv_tree x copy", dcopy, xpre, (size_t)n * Cd, 0);
+    G->free(dcopy);
     stree_mamba2_dt_params dp = {.dt_raw = proj + 2 * d_inner + 2 * G_ * N, .dt_bias = dtb, .dt = dt, .n = n,
                                  .n_heads = H, .ld = ip, .dt_min = 0.01f, .dt_max = 1.5f};
     stree_cpu_mamba2_dt(&dp);
@@ -245,7 +266,7 @@ Test(cuda_ops, mamba2_tree_ops) {
     G->mamba2_scan_tree(&sq);
     expect_close("mamba2 c", dc, c, (size_t)n * H, 1e-5);
     expect_close("mamba2_scan_tree", dy, y, (size_t)n * d_inner, 1e-4);
-    int32_t path[64], len = 0;
+    int32_t path[512], len = 0;
     for (int32_t j = n - 1; j >= 0; j = parent[j]) path[len++] = j;
     for (int32_t a = 0, b = len - 1; a < b; a++, b--) {
         int32_t t = path[a];
@@ -270,6 +291,13 @@ Test(cuda_ops, mamba2_tree_ops) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) G->free(bufs[i]);
     free(xpre), free(win), free(cw), free(cb), free(proj), free(dtb), free(A_log), free(Dp), free(state);
     free(xbc), free(dt), free(c), free(y);
+}
+
+Test(cuda_ops, mamba2_tree_ops) {
+    check_mamba2(29, 6, 8, 2, 16, 4, 0);    /* small random tree */
+    check_mamba2(64, 8, 64, 2, 128, 4, 0);  /* real head and state sizes, four node chunks */
+    check_mamba2(1, 4, 64, 1, 128, 4, 0);   /* a decode step */
+    check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain: several rounds of (node, ancestor) pairs */
 }
 
 Test(cuda_ops, elementwise_route_topk_moe) {

@@ -32,6 +32,8 @@ void stree_cpu_conv_tree(const stree_conv_tree_params *p) {
             }
             out[ch] = silu(acc);
         }
+        if (p->maybe_x_copy)
+            memcpy(p->maybe_x_copy + (int64_t)i * p->channels, p->x + i * p->ldx, (size_t)p->channels * sizeof(float));
     }
 }
 

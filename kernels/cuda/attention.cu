@@ -233,7 +233,8 @@ __global__ void attn_combine_kernel(stree_attn_tree_params p, const float *parti
 
 extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
     if (p->head_dim > MAX_HEAD_DIM || p->n_heads % p->n_kv_heads != 0) {
-        stree_cuda_note("attention head_dim above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+        stree_cuda_note("attention needs head_dim <= 256 and query heads a multiple of KV heads on the CUDA backend",
+                        __FILE__, __LINE__);
         return;
     }
     size_t need = (size_t)p->tree.n * (size_t)p->n_heads * ATTN_SLOTS * ATTN_PARTIAL;

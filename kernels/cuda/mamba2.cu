@@ -17,6 +17,7 @@ __global__ void conv_tree_kernel(stree_conv_tree_params p) {
         float v;
         if (node >= 0) {
             v = p.x[node * p.ldx + ch];
+            if (node == i && p.maybe_x_copy) p.maybe_x_copy[(int64_t)i * p.channels + ch] = v;
             node = p.tree.parent[node];
         } else {
             v = p.window[(int64_t)(s + d) * p.channels + ch];
