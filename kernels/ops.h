@@ -138,6 +138,20 @@ typedef struct stree_kv_commit_params {
     int32_t len, row;
 } stree_kv_commit_params;
 
+/* Every layer's commit in one call (CUDA: one kernel). The descriptor arrays, path, len and n_past
+ * live in backend memory; the descriptors' own path / len / n_past fields are ignored. With len read
+ * from memory, one captured graph serves every path length. */
+typedef struct stree_commit_all_params {
+    const stree_mamba2_commit_params *mamba; /* [n_mamba] */
+    const stree_conv_commit_params *conv;    /* [n_mamba] */
+    const stree_kv_commit_params *kv;        /* [n_attn] */
+    int32_t n_mamba, n_attn;
+    const int32_t *path;                     /* [len] node ids, path[0] = 0 */
+    const int32_t *len;                      /* [1] */
+    const int32_t *n_past;                   /* [1]: KV rows go to n_past .. n_past + len - 1 */
+    int32_t max_d_state, max_conv_k;         /* largest shapes among the descriptors (host-checked) */
+} stree_commit_all_params;
+
 typedef struct stree_ffn_act_params {
     const float *gate;       /* [n, d] (NULL for relu2), row stride ld */
     const float *up;         /* [n, d], row stride ld */
@@ -256,6 +270,7 @@ typedef struct stree_ops {
     void (*kv_commit)(const stree_kv_commit_params *p);
     void (*ffn_act)(const stree_ffn_act_params *p);
     void (*route)(const stree_route_params *p);
+    void (*commit_all)(const stree_commit_all_params *p);
 } stree_ops;
 
 extern const stree_ops stree_cpu_ops;

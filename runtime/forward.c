@@ -312,8 +312,11 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
     if (st->n_committed + len > st->n_ctx)
         return stree_fail(STREE_ERR_CONTEXT_FULL, "context of %d tokens is full", st->n_ctx);
     /* n_past on the device is still this forward's (n_committed has not moved since) */
-    ops->upload(st->ws.path, path, (size_t)len * sizeof(int32_t));
+    st->h_commit_io[0] = len;
+    memcpy(st->h_commit_io + 1, path, (size_t)len * sizeof(int32_t));
+    ops->upload(st->ws.commit_io, st->h_commit_io, (size_t)(1 + len) * sizeof(int32_t));
     void **graph = ops->graph_begin && st->use_graphs ? &st->commit_graphs[len] : NULL;
+    if (ops->commit_all) graph = graph ? &st->commit_all_graph : NULL; /* one graph for every length */
     if (graph && *graph) {
         ops->graph_launch(*graph);
     } else {
@@ -338,6 +341,10 @@ stree_status stree_commit_path(stree_state *st, const int32_t *path, int32_t len
 static void commit_layers(stree_state *st, const int32_t *path, int32_t len) {
     const stree_model_desc *d = &st->model->desc;
     const stree_ops *ops = st->model->ops;
+    if (ops->commit_all) {
+        ops->commit_all(&st->commit_all);
+        return;
+    }
     for (int32_t li = 0; li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
         if (l->has_attention) {

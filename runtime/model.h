@@ -57,7 +57,8 @@ typedef struct stree_workspace {
     int32_t *tokens;     /* [nb] = io + 1 */
     int32_t *parent;     /* [nb] = io + 1 + nb */
     int32_t *depth;      /* [nb] = io + 1 + 2 nb */
-    int32_t *path;       /* [max_nodes] the path being committed */
+    int32_t *commit_io;  /* [1 + max_nodes]: len | path of the commit (one upload) */
+    int32_t *path;       /* [max_nodes] = commit_io + 1: the path being committed */
     int32_t *n_past;     /* [1] = io: the committed token count, as the kernels read it */
     int32_t *topk_idx;   /* [max_nodes, 16] */
     float *topk_logp;
@@ -82,7 +83,11 @@ struct stree_state {
     /* CUDA graphs: forwards by [logits?][log2 of the node bucket], commits by path length */
     int32_t use_graphs;         /* 0 after a failed capture, or with STREE_NO_GRAPHS=1 */
     void *fwd_graphs[2][13];
-    void **commit_graphs;       /* [max_nodes + 1] */
+    void **commit_graphs;       /* [max_nodes + 1] (backends without commit_all) */
+    /* commit_all: every layer's commit descriptors in backend memory, one graph for any length */
+    stree_commit_all_params commit_all;
+    void *commit_all_graph;
+    int32_t h_commit_io[1 + 4096];
 };
 
 /* A token tree for one forward (spec/ builds richer ones). */

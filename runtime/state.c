@@ -47,6 +47,52 @@ static int32_t max_width(const stree_model_desc *d) {
     return w;
 }
 
+/* Every layer's commit descriptors (pointers into this state), copied to backend memory for the
+ * one-launch commit. Returns 0 when out of memory. */
+static int build_commit_all(stree_state *s) {
+    const stree_model_desc *d = &s->model->desc;
+    const stree_ops *ops = s->model->ops;
+    int32_t nm = d->n_mamba_layers, na = d->n_attn_layers;
+    stree_mamba2_commit_params *mamba = calloc((size_t)nm + 1, sizeof *mamba);
+    stree_conv_commit_params *conv = calloc((size_t)nm + 1, sizeof *conv);
+    stree_kv_commit_params *kv = calloc((size_t)na + 1, sizeof *kv);
+    stree_commit_all_params *p = &s->commit_all;
+    int ok = mamba && conv && kv;
+    for (int32_t li = 0; ok && li < d->n_layers; li++) {
+        const stree_layer_desc *l = &d->layers[li];
+        if (l->has_mamba2) {
+            const stree_mamba2_desc *md = &l->mamba2;
+            int32_t mi = l->mamba_index;
+            mamba[mi] = (stree_mamba2_commit_params){.state = s->ssm_state[mi], .xbc = s->vc.xbc[mi],
+                                                      .dt = s->vc.dt[mi], .c = s->vc.c[mi], .n_heads = md->n_heads,
+                                                      .head_dim = md->head_dim, .n_groups = md->n_groups,
+                                                      .d_state = md->d_state};
+            conv[mi] = (stree_conv_commit_params){.window = s->conv_state[mi], .x = s->vc.xbc_pre[mi],
+                                                  .channels = md->conv_dim, .k = md->d_conv};
+            p->max_d_state = max_i(p->max_d_state, md->d_state);
+            p->max_conv_k = max_i(p->max_conv_k, md->d_conv);
+        }
+        if (l->has_attention) {
+            int32_t ai = l->attn_index;
+            kv[ai] = (stree_kv_commit_params){.k_cache = s->k_cache[ai], .v_cache = s->v_cache[ai],
+                                              .k_tree = s->vc.k_tree[ai], .v_tree = s->vc.v_tree[ai],
+                                              .row = l->attn.n_kv_heads * l->attn.head_dim};
+        }
+    }
+    if (ok) {
+        size_t bm = ((size_t)nm + 1) * sizeof *mamba, bc = ((size_t)nm + 1) * sizeof *conv;
+        size_t bk = ((size_t)na + 1) * sizeof *kv;
+        void *dm = ops->alloc(bm), *dc = ops->alloc(bc), *dk = ops->alloc(bk);
+        p->mamba = dm, p->conv = dc, p->kv = dk; /* freed with the state, also on failure */
+        ok = dm && dc && dk;
+        if (ok) ops->upload(dm, mamba, bm), ops->upload(dc, conv, bc), ops->upload(dk, kv, bk);
+        p->n_mamba = nm, p->n_attn = na;
+        p->path = s->ws.path, p->len = s->ws.commit_io, p->n_past = s->ws.n_past;
+    }
+    free(mamba), free(conv), free(kv);
+    return ok;
+}
+
 stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk_size, stree_state **out) {
     *out = NULL;
     if (n_ctx <= 0 || n_ctx > (1 << 24))
@@ -109,11 +155,13 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     ws->logits = alloc_buf(ops, mn * V * F, &ok);
     ws->io = alloc_buf(ops, (1 + 3 * mn) * sizeof(int32_t), &ok);
     ws->n_past = ws->io;
-    ws->path = alloc_buf(ops, mn * sizeof(int32_t), &ok);
+    ws->commit_io = alloc_buf(ops, (1 + mn) * sizeof(int32_t), &ok);
+    ws->path = ws->commit_io ? ws->commit_io + 1 : NULL;
     ws->topk_idx = alloc_buf(ops, mn * 16 * sizeof(int32_t), &ok);
     ws->topk_logp = alloc_buf(ops, mn * 16 * F, &ok);
     s->commit_graphs = calloc((size_t)s->max_nodes + 1, sizeof *s->commit_graphs);
     if (!s->commit_graphs) ok = 0;
+    if (ok && ops->commit_all && !build_commit_all(s)) ok = 0;
     const char *no_graphs = getenv("STREE_NO_GRAPHS");
     s->use_graphs = !(no_graphs && no_graphs[0] == '1');
     if (!ok) {
@@ -126,6 +174,9 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
 
 void stree_state_free(stree_state *s) {
     if (!s) return;
+    if (s->commit_all.mamba) s->model->ops->free((void *)s->commit_all.mamba);
+    if (s->commit_all.conv) s->model->ops->free((void *)s->commit_all.conv);
+    if (s->commit_all.kv) s->model->ops->free((void *)s->commit_all.kv);
     const stree_model_desc *d = &s->model->desc;
     const stree_ops *ops = s->model->ops;
     free_rows(ops, s->k_cache, d->n_attn_layers);
@@ -140,7 +191,7 @@ void stree_state_free(stree_state *s) {
     free_rows(ops, s->vc.c, d->n_mamba_layers);
     stree_workspace *ws = &s->ws;
     void *bufs[] = {ws->h,      ws->xn,      ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
-                    ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->io,     ws->path,
+                    ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->io,     ws->commit_io,
                     ws->topk_idx, ws->topk_logp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->free(bufs[i]);
@@ -148,6 +199,7 @@ void stree_state_free(stree_state *s) {
         for (int k = 0; k < 2; k++)
             for (int j = 0; j < 13; j++) ops->graph_free(s->fwd_graphs[k][j]);
         for (int32_t j = 0; s->commit_graphs && j <= s->max_nodes; j++) ops->graph_free(s->commit_graphs[j]);
+        ops->graph_free(s->commit_all_graph);
     }
     free(s->commit_graphs);
     free(s);

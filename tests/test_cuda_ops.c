@@ -300,6 +300,75 @@ Test(cuda_ops, mamba2_tree_ops) {
     check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain: several rounds of (node, ancestor) pairs */
 }
 
+/* commit_all (one launch for every layer) against the CPU's per-layer commits: two Mamba-2 layers of
+ * different shapes and two attention layers, a random root-to-node path of a 40-node tree */
+Test(cuda_ops, commit_all) {
+    enum { NM = 2, NA = 2, NT = 40, CTX = 64 };
+    static const int32_t shapes[NM][5] = {{4, 16, 1, 32, 4}, {6, 64, 2, 128, 3}}; /* H, P, G, N, K */
+    int32_t parent[NT], depth[NT], path[NT], len = 0, n_past = 9, row = 24;
+    random_tree(NT, parent, depth, 0);
+    for (int32_t j = NT - 1; j >= 0; j = parent[j]) path[len++] = j;
+    for (int32_t a = 0, b = len - 1; a < b; a++, b--) {
+        int32_t t = path[a];
+        path[a] = path[b];
+        path[b] = t;
+    }
+    stree_mamba2_commit_params hm[NM], dm[NM];
+    stree_conv_commit_params hc[NM], dc[NM];
+    stree_kv_commit_params hk[NA], dk[NA];
+    float *host[NM * 6 + NA * 4];
+    void *devs[NM * 6 + NA * 4 + 8];
+    int nh = 0, nd = 0;
+    for (int l = 0; l < NM; l++) {
+        int32_t H = shapes[l][0], P = shapes[l][1], G_ = shapes[l][2], N = shapes[l][3], K = shapes[l][4];
+        int32_t Cd = H * P + 2 * G_ * N;
+        size_t ns = (size_t)H * P * N, nx = (size_t)NT * Cd, nc = (size_t)NT * H, nw = (size_t)(K - 1) * Cd;
+        float *state = rnd(ns, 1.0f), *xbc = rnd(nx, 1.0f), *dt = rnd(nc, 0.5f), *c = rnd(nc, 1.0f);
+        float *win = rnd(nw, 1.0f), *xpre = rnd(nx, 1.0f);
+        for (size_t i = 0; i < nc; i++) dt[i] = fabsf(dt[i]), c[i] = -fabsf(c[i]) * (float)(1 + i / (size_t)H);
+        hm[l] = (stree_mamba2_commit_params){.state = state, .xbc = xbc, .dt = dt, .c = c, .n_heads = H,
+                                             .head_dim = P, .n_groups = G_, .d_state = N};
+        hc[l] = (stree_conv_commit_params){.window = win, .x = xpre, .channels = Cd, .k = K};
+        dm[l] = hm[l], dc[l] = hc[l];
+        dm[l].state = dev(state, ns * 4), dm[l].xbc = dev(xbc, nx * 4), dm[l].dt = dev(dt, nc * 4);
+        dm[l].c = dev(c, nc * 4), dc[l].window = dev(win, nw * 4), dc[l].x = dev(xpre, nx * 4);
+        host[nh++] = state, host[nh++] = xbc, host[nh++] = dt, host[nh++] = c, host[nh++] = win, host[nh++] = xpre;
+        devs[nd++] = dm[l].state, devs[nd++] = (void *)dm[l].xbc, devs[nd++] = (void *)dm[l].dt;
+        devs[nd++] = (void *)dm[l].c, devs[nd++] = dc[l].window, devs[nd++] = (void *)dc[l].x;
+    }
+    for (int l = 0; l < NA; l++) {
+        size_t ncache = (size_t)CTX * row, ntree = (size_t)NT * row;
+        float *kc = rnd(ncache, 1.0f), *vc = rnd(ncache, 1.0f), *kt = rnd(ntree, 1.0f), *vt = rnd(ntree, 1.0f);
+        hk[l] = (stree_kv_commit_params){.k_cache = kc, .v_cache = vc, .k_tree = kt, .v_tree = vt, .row = row};
+        dk[l] = hk[l];
+        dk[l].k_cache = dev(kc, ncache * 4), dk[l].v_cache = dev(vc, ncache * 4);
+        dk[l].k_tree = dev(kt, ntree * 4), dk[l].v_tree = dev(vt, ntree * 4);
+        host[nh++] = kc, host[nh++] = vc, host[nh++] = kt, host[nh++] = vt;
+        devs[nd++] = dk[l].k_cache, devs[nd++] = dk[l].v_cache, devs[nd++] = (void *)dk[l].k_tree;
+        devs[nd++] = (void *)dk[l].v_tree;
+    }
+    stree_commit_all_params hp = {.mamba = hm, .conv = hc, .kv = hk, .n_mamba = NM, .n_attn = NA, .path = path,
+                                  .len = &len, .n_past = &n_past, .max_d_state = 128, .max_conv_k = 4};
+    stree_cpu_commit_all(&hp);
+    stree_commit_all_params dp = hp;
+    dp.mamba = dev(dm, sizeof dm), dp.conv = dev(dc, sizeof dc), dp.kv = dev(dk, sizeof dk);
+    dp.path = dev(path, (size_t)len * 4), dp.len = dev(&len, 4), dp.n_past = dev(&n_past, 4);
+    devs[nd++] = (void *)dp.mamba, devs[nd++] = (void *)dp.conv, devs[nd++] = (void *)dp.kv;
+    devs[nd++] = (void *)dp.path, devs[nd++] = (void *)dp.len, devs[nd++] = (void *)dp.n_past;
+    G->commit_all(&dp);
+    for (int l = 0; l < NM; l++) {
+        size_t ns = (size_t)hm[l].n_heads * hm[l].head_dim * hm[l].d_state;
+        expect_close("commit_all ssm state", dm[l].state, hm[l].state, ns, 1e-4);
+        expect_close("commit_all conv window", dc[l].window, hc[l].window, (size_t)(hc[l].k - 1) * hc[l].channels, 0);
+    }
+    for (int l = 0; l < NA; l++) {
+        expect_close("commit_all k cache", dk[l].k_cache, hk[l].k_cache, (size_t)CTX * row, 0);
+        expect_close("commit_all v cache", dk[l].v_cache, hk[l].v_cache, (size_t)CTX * row, 0);
+    }
+    for (int i = 0; i < nd; i++) G->free(devs[i]);
+    for (int i = 0; i < nh; i++) free(host[i]);
+}
+
 Test(cuda_ops, elementwise_route_topk_moe) {
     int32_t n = 9, d = 70, V = 333, E = 6, top_k = 2, D = 40, F = 24;
     /* ffn_act */

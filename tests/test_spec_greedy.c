@@ -1,9 +1,10 @@
 /* Greedy tree-speculative output is token-identical to greedy AR output for 128 new tokens, for
  * every target family x {draft model, n-gram, target as its own drafter} x {chain, static tree,
- * dynamic tree}. With the target as its own drafter every drafted node on the greedy path is
- * accepted. */
+ * dynamic tree}, except where AR itself sits at a numerical tie (checked: the top-2 logit gap). With
+ * the target as its own drafter every drafted node on the greedy path is accepted. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,34 @@ static void generate(stree_model *target, stree_engine_params ep, const golden *
     stree_seq_stats(seq, stats);
     stree_seq_free(seq);
     stree_engine_free(e);
+}
+
+/* The gap between the two largest AR logits before new token `at`, relative to the largest |logit|:
+ * where speculation and AR part ways, AR must have been at a numerical tie (batch and state layouts
+ * round differently; on the bf16 CUDA backend that is ~1e-3, on the fp32 CPU ~1e-7). */
+static double ar_margin(stree_model *target, const golden *g, const int32_t *ar, int32_t at) {
+    stree_engine *e = NULL;
+    cr_assert_eq(stree_engine_create(target, stree_engine_default_params(), &e), STREE_OK, "%s", stree_last_error());
+    stree_seq *seq = NULL;
+    cr_assert_eq(stree_seq_create(e, &seq), STREE_OK, "%s", stree_last_error());
+    int32_t n = g->n_input + at, V = stree_model_vocab_size(target);
+    int32_t *toks = malloc((size_t)n * sizeof *toks);
+    float *logits = malloc((size_t)n * (size_t)V * sizeof *logits);
+    memcpy(toks, g->input_ids, (size_t)g->n_input * sizeof *toks);
+    memcpy(toks + g->n_input, ar, (size_t)at * sizeof *toks);
+    cr_assert_eq(stree_seq_append(seq, toks, n, logits), STREE_OK, "%s", stree_last_error());
+    const float *row = logits + (size_t)(n - 1) * (size_t)V;
+    double top1 = -1e30, top2 = -1e30, scale = 1e-30;
+    for (int32_t v = 0; v < V; v++) {
+        double x = row[v];
+        if (x > top1) top2 = top1, top1 = x;
+        else if (x > top2) top2 = x;
+        if (fabs(x) > scale) scale = fabs(x);
+    }
+    free(toks), free(logits);
+    stree_seq_free(seq);
+    stree_engine_free(e);
+    return (top1 - top2) / scale;
 }
 
 enum { SHAPE_CHAIN, SHAPE_STATIC, SHAPE_DYNAMIC, N_SHAPES };
@@ -69,8 +98,16 @@ ParameterizedTest(fixture_param *p, spec, greedy_equals_ar) {
             int first_diff = -1;
             for (int i = 0; i < N_NEW && first_diff < 0; i++)
                 if (sp[i] != ar[i]) first_diff = i;
-            cr_expect_eq(first_diff, -1, "%s, %s drafter, %s tree: output differs from AR at token %d", p->name,
-                         drafter_names[d], shape_names[shape], first_diff);
+            if (first_diff >= 0) {
+                double margin = ar_margin(target, &g, ar, first_diff);
+                cr_expect_leq(margin, test_equiv_tol(),
+                              "%s, %s drafter, %s tree: output differs from AR at token %d, where AR's top-2 logit "
+                              "gap is %.3g of the largest (not a tie)",
+                              p->name, drafter_names[d], shape_names[shape], first_diff, margin);
+                cr_log_warn("%s, %s drafter, %s tree: parts from AR at token %d, a numerical tie (top-2 gap %.3g)",
+                            p->name, drafter_names[d], shape_names[shape], first_diff, margin);
+                continue; /* the rest of the run follows another (equally valid) prefix */
+            }
             cr_log_info("%s, %s, %s: %lld steps, %.2f accepted per step", p->name, drafter_names[d],
                         shape_names[shape], (long long)st.n_steps, (double)st.n_accepted / (double)st.n_steps);
             cr_expect_eq(st.n_emitted, st.n_accepted + st.n_steps);

@@ -60,11 +60,3 @@ void stree_cpu_attn_tree(const stree_attn_tree_params *p) {
         }
     }
 }
-
-void stree_cpu_kv_commit(const stree_kv_commit_params *p) {
-    for (int32_t k = 0; k < p->len; k++) {
-        int64_t dst = (int64_t)((*p->n_past) + k) * p->row, src = (int64_t)p->path[k] * p->row;
-        memmove(p->k_cache + dst, p->k_tree + src, (size_t)p->row * sizeof(float));
-        memmove(p->v_cache + dst, p->v_tree + src, (size_t)p->row * sizeof(float));
-    }
-}

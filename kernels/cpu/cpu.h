@@ -20,6 +20,7 @@ void stree_cpu_mamba2_scan_tree(const stree_mamba2_scan_params *p);
 void stree_cpu_mamba2_commit(const stree_mamba2_commit_params *p);
 void stree_cpu_conv_commit(const stree_conv_commit_params *p);
 void stree_cpu_kv_commit(const stree_kv_commit_params *p);
+void stree_cpu_commit_all(const stree_commit_all_params *p);
 void stree_cpu_ffn_act(const stree_ffn_act_params *p);
 void stree_cpu_route(const stree_route_params *p);
 void stree_cpu_embed(const stree_embed_params *p);

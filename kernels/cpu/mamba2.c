@@ -1,5 +1,5 @@
 /* CPU reference: tree causal conv, Mamba-2 dt, the tree scan with path-cumulative log-decays
- * (DESIGN.md §3.2–3.3), and the closed-form commits. No per-node state is ever formed. */
+ * (DESIGN.md §3.2–3.3). No per-node state is ever formed; the commits are in commit.c. */
 #include <math.h>
 #include <string.h>
 
@@ -35,19 +35,6 @@ void stree_cpu_conv_tree(const stree_conv_tree_params *p) {
         if (p->maybe_x_copy)
             memcpy(p->maybe_x_copy + (int64_t)i * p->channels, p->x + i * p->ldx, (size_t)p->channels * sizeof(float));
     }
-}
-
-void stree_cpu_conv_commit(const stree_conv_commit_params *p) {
-    int32_t keep = p->k - 1;
-    size_t row = (size_t)p->channels * sizeof(float);
-    if (p->len >= keep) {
-        for (int32_t s = 0; s < keep; s++)
-            memcpy(p->window + (int64_t)s * p->channels, p->x + (int64_t)p->path[p->len - keep + s] * p->channels, row);
-        return;
-    }
-    memmove(p->window, p->window + (int64_t)p->len * p->channels, (size_t)(keep - p->len) * row);
-    for (int32_t s = 0; s < p->len; s++)
-        memcpy(p->window + (int64_t)(keep - p->len + s) * p->channels, p->x + (int64_t)p->path[s] * p->channels, row);
 }
 
 void stree_cpu_mamba2_dt(const stree_mamba2_dt_params *p) {
@@ -98,30 +85,6 @@ void stree_cpu_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
                 float coef = expf(c_i - p->c[(int64_t)j * H + h]) * p->dt[(int64_t)j * H + h] * cb;
                 const float *x_j = row_j + h * P;
                 for (int32_t pp = 0; pp < P; pp++) y[pp] += coef * x_j[pp];
-            }
-        }
-    }
-}
-
-void stree_cpu_mamba2_commit(const stree_mamba2_commit_params *p) {
-    int32_t H = p->n_heads, P = p->head_dim, N = p->d_state, G = p->n_groups;
-    int32_t d_inner = H * P, conv_dim = d_inner + 2 * G * N, heads_per_group = H / G;
-    int32_t last = p->path[p->len - 1];
-    for (int32_t h = 0; h < H; h++) {
-        int32_t g = h / heads_per_group;
-        float *S = p->state + (int64_t)h * P * N;
-        float c_last = p->c[(int64_t)last * H + h];
-        float decay0 = expf(c_last);
-        for (int64_t e = 0; e < (int64_t)P * N; e++) S[e] *= decay0;
-        /* rank-len update: S += sum_j e^{c_last - c_j} dt_j x_j B_j^T */
-        for (int32_t k = 0; k < p->len; k++) {
-            int32_t j = p->path[k];
-            const float *row_j = p->xbc + (int64_t)j * conv_dim;
-            const float *x_j = row_j + h * P, *B_j = row_j + d_inner + g * N;
-            float coef = expf(c_last - p->c[(int64_t)j * H + h]) * p->dt[(int64_t)j * H + h];
-            for (int32_t pp = 0; pp < P; pp++) {
-                float s = coef * x_j[pp];
-                for (int32_t n = 0; n < N; n++) S[pp * N + n] += s * B_j[n];
             }
         }
     }

@@ -36,4 +36,5 @@ const stree_ops stree_cpu_ops = {
     .kv_commit = stree_cpu_kv_commit,
     .ffn_act = stree_cpu_ffn_act,
     .route = stree_cpu_route,
+    .commit_all = stree_cpu_commit_all,
 };

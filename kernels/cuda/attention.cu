@@ -1,5 +1,5 @@
-// CUDA backend: RoPE, tree attention (committed prefix tiled over query rows + ancestor-or-self tree
-// keys per (node, head)), and the KV commit.
+// CUDA backend: RoPE and tree attention (committed prefix tiled over query rows + ancestor-or-self
+// tree keys per (node, head)). The KV commit is in commit.cu.
 #include <math.h>
 
 #include "kernels/cuda/common.cuh"
@@ -263,19 +263,5 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
     LAUNCHED();
     dim3 g2(p->tree.n, p->n_heads);
     attn_combine_kernel<<<g2, 128, 0, s>>>(*p, g_partials);
-    LAUNCHED();
-}
-
-__global__ void kv_commit_kernel(stree_kv_commit_params p) {
-    int k = blockIdx.x;
-    int64_t dst = (int64_t)(*p.n_past + k) * p.row, src = (int64_t)p.path[k] * p.row;
-    for (int j = threadIdx.x; j < p.row; j += blockDim.x) {
-        p.k_cache[dst + j] = p.k_tree[src + j];
-        p.v_cache[dst + j] = p.v_tree[src + j];
-    }
-}
-
-extern "C" void stree_cuda_kv_commit(const stree_kv_commit_params *p) {
-    kv_commit_kernel<<<p->len, 256, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
 }

@@ -25,7 +25,7 @@ void stree_cuda_note(const char *what, const char *file, int line);
     } while (0)
 #define LAUNCHED() CUDA_OK(cudaGetLastError())
 
-static inline int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+static inline __host__ __device__ int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
 
@@ -61,6 +61,7 @@ void stree_cuda_conv_commit(const stree_conv_commit_params *p);
 void stree_cuda_kv_commit(const stree_kv_commit_params *p);
 void stree_cuda_ffn_act(const stree_ffn_act_params *p);
 void stree_cuda_route(const stree_route_params *p);
+void stree_cuda_commit_all(const stree_commit_all_params *p);
 void stree_cuda_embed(const stree_embed_params *p);
 void stree_cuda_axpby(const stree_axpby_params *p);
 void stree_cuda_topk(const stree_topk_params *p);

@@ -19,11 +19,14 @@ __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float 
 }
 
 // ---- small-batch GEMV: y[n, m] = alpha * (x[n, k] w[m, k]^T + bias) (+ y), n <= GEMV_MAX_ROWS ----
-// Decode and small trees are bound by reading the weights once. Each warp owns R weight rows and
-// streams them with 16-byte loads (8 bf16), UNROLL loads in flight per row; the x rows (fp32, hot in
-// L1) are rounded to bf16 like the cuBLAS path's input copy, so both paths see the same operands.
+// Decode and small trees are bound by reading the weights once. A block owns R weight rows; its 256
+// threads stride over the rows' 16-byte chunks (8 bf16), UNROLL chunks in flight per row, and each
+// x chunk loaded (fp32, hot in L1) serves all R rows, so L1 reads stay a few per weight load. The x
+// values are rounded to bf16 like the cuBLAS path's input copy, so both paths see the same operands.
+// Each output's reduction order depends only on k: the same for every n (batch-invariant for n <= 8).
 #define GEMV_MAX_ROWS 8
-#define GEMV_UNROLL 4
+#define GEMV_UNROLL 2
+#define GEMV_THREADS 256
 
 __device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b) {
     const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&w);
@@ -38,10 +41,23 @@ __device__ __forceinline__ float4 round_bf16(float4 v) {
 }
 
 template <int NR, int R>
-__global__ void __launch_bounds__(256) gemv_kernel(stree_matmul_params p) {
-    int lane = threadIdx.x & 31;
-    int64_t row0 = ((int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
-    if (row0 >= p.m) return;
+__device__ __forceinline__ void gemv_chunk(const stree_matmul_params &p, const uint4 (&wv)[R], int c,
+                                           float (&acc)[R][NR]) {
+#pragma unroll
+    for (int i = 0; i < NR; i++)
+        if (i < p.n) {
+            const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * c;
+            float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[r], a, b);
+        }
+}
+
+template <int NR, int R>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(stree_matmul_params p) {
+    __shared__ float red[GEMV_THREADS / 32][R * NR];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int64_t row0 = (int64_t)blockIdx.x * R;
     const uint4 *w[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -54,62 +70,47 @@ __global__ void __launch_bounds__(256) gemv_kernel(stree_matmul_params p) {
 #pragma unroll
         for (int i = 0; i < NR; i++) acc[r][i] = 0.0f;
     int k8 = p.k / 8; /* 16-byte chunks per row */
-    int c = lane;
-    for (; c + 32 * (GEMV_UNROLL - 1) < k8; c += 32 * GEMV_UNROLL) {
+    int c = threadIdx.x;
+    for (; c + GEMV_THREADS * (GEMV_UNROLL - 1) < k8; c += GEMV_THREADS * GEMV_UNROLL) {
         uint4 wv[GEMV_UNROLL][R];
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
 #pragma unroll
-            for (int r = 0; r < R; r++) wv[u][r] = __ldg(w[r] + c + 32 * u);
+            for (int r = 0; r < R; r++) wv[u][r] = __ldg(w[r] + c + GEMV_THREADS * u);
 #pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++)
-#pragma unroll
-            for (int i = 0; i < NR; i++)
-                if (i < p.n) {
-                    const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * (c + 32 * u);
-                    float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
-#pragma unroll
-                    for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[u][r], a, b);
-                }
+        for (int u = 0; u < GEMV_UNROLL; u++) gemv_chunk<NR, R>(p, wv[u], c + GEMV_THREADS * u, acc);
     }
-    for (; c < k8; c += 32) {
+    for (; c < k8; c += GEMV_THREADS) {
         uint4 wv[R];
 #pragma unroll
         for (int r = 0; r < R; r++) wv[r] = __ldg(w[r] + c);
-#pragma unroll
-        for (int i = 0; i < NR; i++)
-            if (i < p.n) {
-                const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * c;
-                float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
-#pragma unroll
-                for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[r], a, b);
-            }
+        gemv_chunk<NR, R>(p, wv, c, acc);
     }
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int i = 0; i < NR; i++) acc[r][i] = warp_sum(acc[r][i]);
-    if (lane != 0) return;
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int i = 0; i < NR; i++)
-            if (i < p.n && row0 + r < p.m) {
-                int64_t row = row0 + r;
-                float v = acc[r][i] + (p.maybe_bias ? p.maybe_bias[row] : 0.0f);
-                float *y = p.y + i * p.ldy + row;
-                *y = p.accumulate ? *y + p.alpha * v : p.alpha * v;
-            }
+        for (int i = 0; i < NR; i++) {
+            float v = warp_sum(acc[r][i]);
+            if (lane == 0) red[warp][r * NR + i] = v;
+        }
+    __syncthreads();
+    for (int o = threadIdx.x; o < R * NR; o += GEMV_THREADS) {
+        int r = o / NR, i = o % NR;
+        int64_t row = row0 + r;
+        if (i >= p.n || row >= p.m) continue;
+        float v = 0.0f;
+        for (int q = 0; q < GEMV_THREADS / 32; q++) v += red[q][o]; /* fixed order */
+        v += p.maybe_bias ? p.maybe_bias[row] : 0.0f;
+        float *y = p.y + i * p.ldy + row;
+        *y = p.accumulate ? *y + p.alpha * v : p.alpha * v;
+    }
 }
 
 template <int NR>
 static void launch_gemv(const stree_matmul_params *p, cudaStream_t s) {
-    /* two rows per warp for tall matrices (halves the x reads), one otherwise (more warps) */
-    if (p->m >= 8192) {
-        gemv_kernel<NR, 2><<<ceil_div(p->m, 16), 256, 0, s>>>(*p);
-    } else {
-        gemv_kernel<NR, 1><<<ceil_div(p->m, 8), 256, 0, s>>>(*p);
-    }
+    /* four weight rows a block: x chunks are reused 4x; m / 4 blocks are plenty for m >= 1024 */
+    if (p->m >= 1024) gemv_kernel<NR, 4><<<ceil_div(p->m, 4), GEMV_THREADS, 0, s>>>(*p);
+    else gemv_kernel<NR, 1><<<p->m, GEMV_THREADS, 0, s>>>(*p);
     LAUNCHED();
 }
 

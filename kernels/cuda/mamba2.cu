@@ -1,10 +1,9 @@
-// CUDA backend: tree causal conv, Mamba-2 dt, the tree scan with path-cumulative log-decays and the
-// closed-form commits (DESIGN.md §3.2–3.3). No per-node state is formed.
+// CUDA backend: tree causal conv, Mamba-2 dt and the tree scan with path-cumulative log-decays
+// (DESIGN.md §3.2–3.3). No per-node state is formed; the commits are in commit.cu.
 #include <math.h>
 
 #include "kernels/cuda/common.cuh"
 
-#define MAX_CONV 16
 #define MAX_STATE 256
 
 // one thread per (node, channel)
@@ -30,29 +29,6 @@ __global__ void conv_tree_kernel(stree_conv_tree_params p) {
 extern "C" void stree_cuda_conv_tree(const stree_conv_tree_params *p) {
     dim3 grid(ceil_div(p->channels, 128), p->tree.n);
     conv_tree_kernel<<<grid, 128, 0, stree_cuda_stream()>>>(*p);
-    LAUNCHED();
-}
-
-// one thread per channel: the window after appending the path's inputs (oldest first)
-__global__ void conv_commit_kernel(stree_conv_commit_params p) {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= p.channels) return;
-    int keep = p.k - 1;
-    float win[MAX_CONV];
-    for (int s = 0; s < keep; s++) win[s] = p.window[(int64_t)s * p.channels + ch];
-    for (int t = 0; t < p.len; t++) {
-        for (int s = 0; s + 1 < keep; s++) win[s] = win[s + 1];
-        win[keep - 1] = p.x[(int64_t)p.path[t] * p.channels + ch];
-    }
-    for (int s = 0; s < keep; s++) p.window[(int64_t)s * p.channels + ch] = win[s];
-}
-
-extern "C" void stree_cuda_conv_commit(const stree_conv_commit_params *p) {
-    if (p->k > MAX_CONV) {
-        stree_cuda_note("conv width above 16 is not supported by the CUDA backend", __FILE__, __LINE__);
-        return;
-    }
-    conv_commit_kernel<<<ceil_div(p->channels, 128), 128, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
 }
 
@@ -93,8 +69,10 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
 __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
     __shared__ float C[SCAN_NODES][MAX_STATE];
     __shared__ float ys[SCAN_NODES][MAX_SCAN_P];
-    __shared__ float coef[SCAN_PAIRS];
+    __shared__ float coef[SCAN_PAIRS];      /* per pair: first e^{-c_j} dt_j, then the whole coefficient */
     __shared__ int pair_j[SCAN_PAIRS];
+    __shared__ float c_pair[SCAN_PAIRS];
+    __shared__ float c_node[SCAN_NODES];
     __shared__ int cursor[SCAN_NODES], remaining[SCAN_NODES], off[SCAN_NODES + 1];
     int h = blockIdx.x, i0 = blockIdx.y * SCAN_NODES;
     int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
@@ -108,22 +86,32 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
     if (threadIdx.x < n_here) {
         cursor[threadIdx.x] = i0 + threadIdx.x;
         remaining[threadIdx.x] = p.tree.depth[i0 + threadIdx.x] + 1;
+        c_node[threadIdx.x] = p.c[(int64_t)(i0 + threadIdx.x) * H + h];
     }
     __syncthreads();
     const float *H0 = p.state + (int64_t)h * P * N;
-    for (int pp = warp; pp < P; pp += n_warps) {
-        float hrow[MAX_STATE / 32];
-        for (int r = 0; r < MAX_STATE / 32; r++) {
-            int n = lane + 32 * r;
-            hrow[r] = n < N ? H0[(int64_t)pp * N + n] : 0.0f;
+    const int ROWS = 4; /* state rows a warp loads at once: their loads overlap */
+    for (int pp0 = warp; pp0 < P; pp0 += n_warps * ROWS) {
+        float hrow[ROWS][MAX_STATE / 32];
+#pragma unroll
+        for (int t = 0; t < ROWS; t++) {
+            int pp = pp0 + t * n_warps;
+#pragma unroll
+            for (int r = 0; r < MAX_STATE / 32; r++) {
+                int n = lane + 32 * r;
+                hrow[t][r] = pp < P && n < N ? H0[(int64_t)pp * N + n] : 0.0f;
+            }
         }
-        for (int k = 0; k < n_here; k++) {
-            float part = 0.0f;
-            for (int r = 0; r < MAX_STATE / 32; r++) part += hrow[r] * C[k][lane + 32 * r];
-            float dot = warp_sum(part);
-            if (lane == 0) {
-                int i = i0 + k;
-                ys[k][pp] = __expf(p.c[(int64_t)i * H + h]) * dot + p.D[h] * p.xbc[(int64_t)i * conv_dim + h * P + pp];
+#pragma unroll
+        for (int t = 0; t < ROWS; t++) {
+            int pp = pp0 + t * n_warps;
+            if (pp >= P) break;
+            for (int k = 0; k < n_here; k++) {
+                float part = 0.0f;
+#pragma unroll
+                for (int r = 0; r < MAX_STATE / 32; r++) part += hrow[t][r] * C[k][lane + 32 * r];
+                float dot = warp_sum(part);
+                if (lane == 0) ys[k][pp] = __expf(c_node[k]) * dot; /* + D x_i at the end */
             }
         }
     }
@@ -144,6 +132,8 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
             int k = threadIdx.x, j = cursor[k];
             for (int q = off[k]; q < off[k + 1]; q++) {
                 pair_j[q] = j;
+                coef[q] = p.dt[(int64_t)j * H + h];
+                c_pair[q] = p.c[(int64_t)j * H + h];
                 j = p.tree.parent[j];
             }
             cursor[k] = j;
@@ -153,13 +143,12 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
         for (int q = warp; q < total; q += n_warps) {
             int k = 0;
             while (off[k + 1] <= q) k++;
-            int i = i0 + k, j = pair_j[q];
+            int j = pair_j[q];
             const float *B_j = p.xbc + (int64_t)j * conv_dim + d_inner + g * N;
             float part = 0.0f;
             for (int n = lane; n < N; n += 32) part += C[k][n] * B_j[n];
             float cb = warp_sum(part);
-            if (lane == 0)
-                coef[q] = __expf(p.c[(int64_t)i * H + h] - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h] * cb;
+            if (lane == 0) coef[q] = __expf(c_node[k] - c_pair[q]) * coef[q] * cb;
         }
         __syncthreads();
         for (int e = threadIdx.x; e < n_here * P; e += blockDim.x) {
@@ -171,7 +160,8 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
     }
     for (int e = threadIdx.x; e < n_here * P; e += blockDim.x) {
         int k = e / P, pp = e % P;
-        p.y[(int64_t)(i0 + k) * d_inner + h * P + pp] = ys[k][pp];
+        const float *row = p.xbc + (int64_t)(i0 + k) * conv_dim;
+        p.y[(int64_t)(i0 + k) * d_inner + h * P + pp] = ys[k][pp] + p.D[h] * row[h * P + pp];
     }
 }
 
@@ -187,69 +177,5 @@ extern "C" void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
     LAUNCHED();
     dim3 grid(p->n_heads, ceil_div(p->tree.n, SCAN_NODES));
     scan_kernel<<<grid, 256, 0, s>>>(*p);
-    LAUNCHED();
-}
-
-// block per (head h, COMMIT_ROWS rows of the head dim), thread per state element (p, n):
-// S = e^{c_last} S + sum_k e^{c_last - c_k} dt_k x_k[p] B_k[n]. The per-path-entry coefficients and the
-// B / x rows are staged in shared memory COMMIT_CHUNK entries at a time, so each element's update is
-// a run of FMAs; the state is read and written once.
-#define COMMIT_ROWS 8
-#define COMMIT_CHUNK 16
-__global__ void __launch_bounds__(256) mamba2_commit_kernel(stree_mamba2_commit_params p) {
-    __shared__ float Bs[COMMIT_CHUNK][MAX_STATE];
-    __shared__ float xs[COMMIT_CHUNK][COMMIT_ROWS];
-    __shared__ float coef[COMMIT_CHUNK];
-    int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
-    int h = blockIdx.x, p0 = blockIdx.y * COMMIT_ROWS;
-    int rows = P - p0 < COMMIT_ROWS ? P - p0 : COMMIT_ROWS;
-    int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
-    float c_last = p.c[(int64_t)p.path[p.len - 1] * H + h];
-    float *S = p.state + ((int64_t)h * P + p0) * N;
-    const int per_thread = COMMIT_ROWS * MAX_STATE / 256;
-    float s[per_thread];
-    float decay = __expf(c_last);
-    for (int q = 0; q < per_thread; q++) {
-        int e = threadIdx.x + 256 * q;
-        s[q] = e < rows * N ? S[e] * decay : 0.0f;
-    }
-    for (int t0 = 0; t0 < p.len; t0 += COMMIT_CHUNK) {
-        int nt = p.len - t0 < COMMIT_CHUNK ? p.len - t0 : COMMIT_CHUNK;
-        __syncthreads(); /* the previous chunk is consumed */
-        for (int e = threadIdx.x; e < nt * N; e += blockDim.x) {
-            int t = e / N, n = e % N;
-            Bs[t][n] = p.xbc[(int64_t)p.path[t0 + t] * conv_dim + d_inner + g * N + n];
-        }
-        for (int e = threadIdx.x; e < nt * rows; e += blockDim.x) {
-            int t = e / rows, r = e % rows;
-            xs[t][r] = p.xbc[(int64_t)p.path[t0 + t] * conv_dim + h * P + p0 + r];
-        }
-        if (threadIdx.x < nt) {
-            int j = p.path[t0 + threadIdx.x];
-            coef[threadIdx.x] = __expf(c_last - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h];
-        }
-        __syncthreads();
-        for (int q = 0; q < per_thread; q++) {
-            int e = threadIdx.x + 256 * q;
-            if (e >= rows * N) break;
-            int r = e / N, n = e % N;
-            float acc = s[q];
-            for (int t = 0; t < nt; t++) acc += coef[t] * xs[t][r] * Bs[t][n];
-            s[q] = acc;
-        }
-    }
-    for (int q = 0; q < per_thread; q++) {
-        int e = threadIdx.x + 256 * q;
-        if (e < rows * N) S[e] = s[q];
-    }
-}
-
-extern "C" void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p) {
-    if (p->d_state > MAX_STATE) {
-        stree_cuda_note("Mamba-2 state size above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
-        return;
-    }
-    dim3 grid(p->n_heads, ceil_div(p->head_dim, COMMIT_ROWS));
-    mamba2_commit_kernel<<<grid, 256, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
 }
