@@ -82,7 +82,7 @@ static stree_status one_char(const char *path, const char *what, const cJSON *o,
 static stree_status prepend_scheme(const char *path, const char *what, const cJSON *o, tk_prepend_scheme *out) {
     const cJSON *ps = jget(o, "prepend_scheme");
     if (!ps) { /* older files: add_prefix_space */
-        int aps;
+        int aps = 0;
         STREE_TRY(jbool(path, what, o, "add_prefix_space", 1, &aps));
         *out = aps ? TK_PREPEND_ALWAYS : TK_PREPEND_NEVER;
         return STREE_OK;
@@ -109,7 +109,7 @@ void tk_norm_free(tk_norm *n) {
 
 stree_status tk_norm_parse(const char *path, const char *what, const cJSON *j, tk_norm **out) {
     *out = NULL;
-    const char *type;
+    const char *type = NULL;
     STREE_TRY(jtype(path, what, j, &type));
     tk_norm *n = calloc(1, sizeof *n);
     if (!n) return OOM();
@@ -142,12 +142,12 @@ stree_status tk_norm_parse(const char *path, const char *what, const cJSON *j, t
         n->type = TK_NORM_LOWERCASE;
     } else if (!strcmp(type, "Prepend")) {
         n->type = TK_NORM_PREPEND;
-        const char *s;
+        const char *s = NULL;
         st = jstr(path, what, j, "prepend", &s);
         if (!st && !(n->str = dup_str(s, n->str_len = strlen(s)))) st = OOM();
     } else if (!strcmp(type, "Replace")) {
         n->type = TK_NORM_REPLACE;
-        const char *s;
+        const char *s = NULL;
         st = parse_pattern(path, what, j, &n->re);
         if (!st) st = jstr(path, what, j, "content", &s);
         if (!st && !(n->str = dup_str(s, n->str_len = strlen(s)))) st = OOM();
@@ -211,7 +211,7 @@ static stree_status parse_pretok_body(const char *path, const char *what, const 
     if (!strcmp(type, "Split")) {
         p->type = TK_PRE_SPLIT;
         STREE_TRY(parse_pattern(path, what, j, &p->re));
-        const char *b;
+        const char *b = NULL;
         STREE_TRY(jstr(path, what, j, "behavior", &b));
         if (!strcmp(b, "Removed")) p->behavior = TK_SPLIT_REMOVED;
         else if (!strcmp(b, "Isolated")) p->behavior = TK_SPLIT_ISOLATED;
@@ -243,7 +243,7 @@ static stree_status parse_pretok_body(const char *path, const char *what, const 
 
 static stree_status parse_pretok(const char *path, const char *what, const cJSON *j, tk_pretok **out, int nested) {
     *out = NULL;
-    const char *type;
+    const char *type = NULL;
     STREE_TRY(jtype(path, what, j, &type));
     tk_pretok *p = calloc(1, sizeof *p);
     if (!p) return OOM();
@@ -298,7 +298,7 @@ static stree_status parse_dec_body(const char *path, const char *what, const cJS
     if (!strcmp(type, "Replace")) {
         d->type = TK_DEC_REPLACE;
         STREE_TRY(parse_pattern(path, what, j, &d->re));
-        const char *s;
+        const char *s = NULL;
         STREE_TRY(jstr(path, what, j, "content", &s));
         if (!(d->content = dup_str(s, d->content_len = strlen(s)))) return OOM();
         return STREE_OK;
@@ -329,7 +329,7 @@ static stree_status parse_dec_body(const char *path, const char *what, const cJS
 
 stree_status tk_dec_parse(const char *path, const char *what, const cJSON *j, tk_dec **out) {
     *out = NULL;
-    const char *type;
+    const char *type = NULL;
     STREE_TRY(jtype(path, what, j, &type));
     tk_dec *d = calloc(1, sizeof *d);
     if (!d) return OOM();
