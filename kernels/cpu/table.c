@@ -36,4 +36,7 @@ const stree_ops stree_cpu_ops = {
     .kv_commit = stree_cpu_kv_commit,
     .ffn_act = stree_cpu_ffn_act,
     .route = stree_cpu_route,
+    .sample_probs = stree_cpu_sample_probs,
+    .sample_draw = stree_cpu_sample_draw,
+    .sample_accept = stree_cpu_sample_accept,
 };
