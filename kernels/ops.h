@@ -5,6 +5,7 @@
 #ifndef STREE_KERNELS_OPS_H
 #define STREE_KERNELS_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "runtime/model_desc.h"

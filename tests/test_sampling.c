@@ -63,7 +63,8 @@ static double *exact_joint(stree_model *m) {
     double *joint = calloc((size_t)V * V, sizeof *joint);
     float *logits = malloc((size_t)(N_PROMPT + 1) * V * sizeof(float)), *p1 = malloc((size_t)V * 4),
           *p2 = malloc((size_t)V * 4);
-    int32_t *scratch = malloc((size_t)V * 4), ctx[N_PROMPT + 1];
+    uint64_t *scratch = malloc((size_t)V * sizeof *scratch);
+    int32_t ctx[N_PROMPT + 1];
     stree_state *st;
     cr_assert_eq(stree_state_create(m, 64, 64, &st), STREE_OK);
     cr_assert_eq(stree_state_append(st, prompt, N_PROMPT, logits), STREE_OK);
