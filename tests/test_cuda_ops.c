@@ -468,7 +468,7 @@ static float *sample_dists(int32_t n, int32_t V) {
         float *r = x + (size_t)i * V;
         double s = 0.0;
         for (int32_t v = 0; v < V; v++) {
-            r[v] = (i == 1 ? v % 97 == 5 && v < 300 : rand_r(&seed) % 5 != 0) ? expf(r[v]) : 0.0f;
+            r[v] = (i == 1 ? v % 97 == 5 && v < 250 : rand_r(&seed) % 5 != 0) ? expf(r[v]) : 0.0f;
             s += r[v];
         }
         for (int32_t v = 0; v < V; v++) r[v] = (float)(r[v] / s);
