@@ -228,11 +228,9 @@ static stree_status target_q(stree_seq *s, const float *q, const stree_ops *qops
     *out = q;
     if (!q || qops == ops) return STREE_OK;
     size_t bytes = (size_t)s->sb.max_rows * (size_t)s->sb.vocab * sizeof(float);
-    if (!s->q_copy) {
-        s->q_copy = ops->alloc(bytes);
-        s->h_q = malloc(bytes);
-        if (!s->q_copy || !s->h_q) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for the draft q copy");
-    }
+    if (!s->q_copy) s->q_copy = ops->alloc(bytes);
+    if (!s->h_q) s->h_q = malloc(bytes);
+    if (!s->q_copy || !s->h_q) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for the draft q copy");
     size_t used = (size_t)n * (size_t)s->sb.vocab * sizeof(float);
     qops->download(s->h_q, q, used);
     ops->upload(s->q_copy, s->h_q, used);
@@ -246,9 +244,9 @@ static stree_status accept_sampled(stree_seq *s, int32_t *path, int32_t *len, in
     const uint8_t *has_q = NULL;
     const stree_ops *qops = NULL;
     const float *q = s->drafter && s->drafter->draft_q ? s->drafter->draft_q(s->drafter, &has_q, &qops) : NULL;
+    STREE_TRY(stree_sample_bufs_tree(&s->sb, &s->tree, q ? has_q : NULL)); /* checks n against the rows */
     STREE_TRY(target_q(s, q, qops, s->tree.n, &q));
     STREE_TRY(stree_sample_bufs_history(&s->sb, s->history, s->n_history));
-    STREE_TRY(stree_sample_bufs_tree(&s->sb, &s->tree, q ? has_q : NULL));
     stree_sample_probs_rows(&s->sb, &s->sampling, s->target->ws.logits, 0, s->tree.n);
     return stree_sample_accept_tree(&s->sb, q, s->engine->params.test_break_residual, &s->stream, path, len, bonus);
 }

@@ -1,7 +1,8 @@
 /* Same seed -> same sampled output, through the public API, on the backend STREE_TEST_BACKEND picks
  * (CPU here, CUDA on the GPU machine): AR, a draft model with speculative sampling over a sampled
- * static tree, a draft model's top-k tree and n-gram drafts (target-only rule). A fresh sequence, a
- * reset one and a reseeded one repeat the output; another seed changes it. */
+ * static tree (also with the draft on the CPU), a draft model's top-k tree and n-gram drafts
+ * (target-only rule). A fresh sequence, a reset one and a reseeded one repeat the output; another
+ * seed changes it. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -20,8 +21,15 @@ static void generate(stree_seq *seq, int32_t *out) {
     cr_assert_eq(n, N_NEW);
 }
 
-static void check(stree_drafter_kind drafter, stree_tree_kind tree, const char *what) {
-    stree_model *target = test_load_fixture("granite_dense"), *draft = test_load_fixture("llama");
+static void check(stree_drafter_kind drafter, stree_tree_kind tree, int draft_on_cpu, const char *what) {
+    stree_model *target = test_load_fixture("granite_dense"), *draft = NULL;
+    if (draft_on_cpu) { /* with a CUDA target: q crosses backends through the host */
+        stree_model_params mp = stree_model_default_params();
+        mp.backend = STREE_BACKEND_CPU;
+        cr_assert_eq(stree_model_load(fixture_dir("llama"), mp, &draft), STREE_OK, "%s", stree_last_error());
+    } else {
+        draft = test_load_fixture("llama");
+    }
     stree_engine_params ep = stree_engine_default_params();
     ep.sampling.temperature = 1.2f;
     ep.sampling.top_k = 40;
@@ -65,11 +73,14 @@ static void check(stree_drafter_kind drafter, stree_tree_kind tree, const char *
     stree_model_free(target);
 }
 
-Test(sampling_seed, ar) { check(STREE_DRAFTER_NONE, STREE_TREE_CHAIN, "ar"); }
+Test(sampling_seed, ar) { check(STREE_DRAFTER_NONE, STREE_TREE_CHAIN, 0, "ar"); }
 Test(sampling_seed, draft_model_speculative_sampling) {
-    check(STREE_DRAFTER_MODEL, STREE_TREE_BRANCHING, "draft model, sampled static tree");
+    check(STREE_DRAFTER_MODEL, STREE_TREE_BRANCHING, 0, "draft model, sampled static tree");
+}
+Test(sampling_seed, cpu_draft_model_speculative_sampling) {
+    check(STREE_DRAFTER_MODEL, STREE_TREE_BRANCHING, 1, "CPU draft model, sampled static tree");
 }
 Test(sampling_seed, draft_model_dynamic_target_only) {
-    check(STREE_DRAFTER_MODEL, STREE_TREE_DYNAMIC, "draft model, dynamic tree");
+    check(STREE_DRAFTER_MODEL, STREE_TREE_DYNAMIC, 0, "draft model, dynamic tree");
 }
-Test(sampling_seed, ngram_target_only) { check(STREE_DRAFTER_NGRAM, STREE_TREE_BRANCHING, "n-gram"); }
+Test(sampling_seed, ngram_target_only) { check(STREE_DRAFTER_NGRAM, STREE_TREE_BRANCHING, 0, "n-gram"); }
