@@ -17,10 +17,11 @@ struct stree_drafter {
     stree_status (*can_commit)(stree_drafter *d, int32_t n);
     void (*reset)(stree_drafter *d);
     void (*destroy)(stree_drafter *d);
-    /* After build: the draft distributions q [tree n] (NULL entries for nodes without children) when
-     * the children were sampled without replacement from them (for speculative sampling), else NULL. */
-    const float *const *(*draft_q)(stree_drafter *d);
-    stree_rng *rng; /* the sequence's random stream (set by the sequence) */
+    /* After build, when the children were sampled without replacement from the draft distributions
+     * q (for speculative sampling): q rows [tree n, V] in the memory of backend *ops, row i valid where
+     * (*has_q)[i]; else NULL. */
+    const float *(*draft_q)(stree_drafter *d, const uint8_t **has_q, const stree_ops **ops);
+    stree_rand_stream *stream; /* the sequence's random stream (set by the sequence) */
     const stree_sampling_params *sampling; /* the sequence's sampling (set by the sequence) */
 };
 

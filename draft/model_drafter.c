@@ -17,13 +17,9 @@ typedef struct model_drafter {
     int32_t idx[STREE_TREE_MAX_NODES * 16]; /* top-k tokens per node of the last forward */
     float logp[STREE_TREE_MAX_NODES * 16];
     stree_tree grow; /* dynamic: the full grown tree before pruning */
-    /* sampled static trees: host logits of the last forward, q per node, scratch */
-    float *logits;      /* [max_nodes, V] */
-    float *q_store;     /* [max_nodes, V] */
-    const float *q[STREE_TREE_MAX_NODES];
-    float *work;        /* [V] */
-    int32_t *scratch;   /* [V] */
-    int32_t *ctx;       /* [n_ctx + max_nodes] */
+    /* sampled static trees: q of every parent stays in sb.probs (backend memory) */
+    stree_sample_bufs sb;
+    uint8_t has_q[STREE_TREE_MAX_NODES];
     int sampled;        /* the last build sampled its children */
 } model_drafter;
 
@@ -96,63 +92,55 @@ static stree_status build_dynamic(model_drafter *d, stree_tree *t) {
     return stree_tree_prune(g, pol->budget, t);
 }
 
-static stree_rng *base_rng(model_drafter *d) { return d->base.rng; }
-
-/* host buffers of sampled drafting, on first use */
+/* backend buffers of sampled drafting, on first use */
 static stree_status sampling_buffers(model_drafter *d) {
-    if (d->logits) return STREE_OK;
-    size_t V = (size_t)d->st->model->desc.vocab_size, mn = STREE_TREE_MAX_NODES;
-    d->logits = malloc(mn * V * sizeof(float));
-    d->q_store = malloc(mn * V * sizeof(float));
-    d->work = malloc(V * sizeof(float));
-    d->scratch = malloc(V * sizeof(int32_t));
-    d->ctx = malloc(((size_t)d->engine->params.n_ctx + mn + 1) * sizeof(int32_t));
-    if (d->logits && d->q_store && d->work && d->scratch && d->ctx) return STREE_OK;
-    free(d->logits), free(d->q_store), free(d->work), free(d->scratch), free(d->ctx);
-    d->logits = NULL;
-    return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for draft sampling buffers");
+    if (d->sb.ops) return STREE_OK;
+    int32_t rows = d->engine->max_nodes < d->st->max_nodes ? d->engine->max_nodes : d->st->max_nodes;
+    return stree_sample_bufs_init(&d->sb, d->st->model->ops, d->st->model->desc.vocab_size, rows, d->st->n_ctx);
 }
 
 /* Static shape with children sampled without replacement from the transformed draft distribution q
- * (for multi-step speculative sampling); q of each parent is kept for the acceptance. */
+ * (for multi-step speculative sampling); q of each parent stays in d->sb.probs for the acceptance.
+ * Level by level: forward, q of the level's nodes (a contiguous range: nodes are added level by
+ * level), m draws per node on the backend; the host gets only the drawn tokens. */
 static stree_status build_static_sampled(model_drafter *d, const int32_t *history, int32_t n_hist, stree_tree *t) {
     const stree_static_shape *sh = &d->engine->policy.shape;
-    const stree_sampling_params *sp = d->base.sampling;
     int32_t V = d->st->model->desc.vocab_size;
     STREE_TRY(sampling_buffers(d));
-    memset(d->q, 0, sizeof d->q);
+    memset(d->has_q, 0, sizeof d->has_q);
+    STREE_TRY(stree_sample_bufs_history(&d->sb, history, n_hist - 1)); /* history ends with the root */
     int32_t map[STREE_TREE_MAX_NODES]; /* shape node -> tree node (-1: not drawn) */
+    int32_t drawn[STREE_TREE_MAX_NODES * STREE_SAMPLE_MAX_DRAWS], used[STREE_TREE_MAX_NODES];
     map[0] = 0;
-    for (int32_t level = 0; level < sh->max_depth; level++) {
-        int32_t any = 0;
-        for (int32_t i = 1; i < sh->n && !any; i++) any = sh->depth[i] == level + 1;
-        if (!any) break;
+    int32_t lo = 0; /* the first tree node of the current level */
+    for (int32_t level = 0; level < sh->max_depth && lo < t->n; level++) {
+        int32_t m = 0; /* draws per node: the most children a shape node of this level has */
+        for (int32_t i = 1; i < sh->n; i++) {
+            if (sh->depth[i] != level + 1) continue;
+            int32_t c = 0;
+            for (int32_t j = 1; j < i; j++) c += sh->parent[j] == sh->parent[i];
+            if (c + 1 > m) m = c + 1;
+        }
+        if (!m) break;
         stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
-        STREE_TRY(stree_forward_tree_host(d->st, &ft, d->logits, NULL));
+        STREE_TRY(stree_forward_tree(d->st, &ft, 1, NULL));
+        int32_t rows = t->n - lo;
+        STREE_TRY(stree_sample_bufs_tree(&d->sb, t, NULL));
+        stree_sample_probs_rows(&d->sb, d->base.sampling, d->st->ws.logits + (size_t)lo * (size_t)V, lo, rows);
+        STREE_TRY(stree_sample_draw_rows(&d->sb, lo, rows, m, d->base.stream, drawn));
+        for (int32_t r = 0; r < rows; r++) d->has_q[lo + r] = 1, used[lo + r] = 0;
+        int32_t next_lo = t->n;
         for (int32_t i = 1; i < sh->n; i++) {
             if (sh->depth[i] != level + 1) continue;
             int32_t p = map[sh->parent[i]], node;
             map[i] = -1;
             if (p < 0) continue; /* its parent was not drawn */
-            if (!d->q[p]) { /* first child of p: its q, and a fresh without-replacement pool */
-                int32_t path[STREE_TREE_MAX_NODES], len = stree_tree_path(t, p, path);
-                memcpy(d->ctx, history, (size_t)(n_hist - 1) * sizeof *d->ctx); /* history ends with the root */
-                for (int32_t k = 0; k < len; k++) d->ctx[n_hist - 1 + k] = t->token[path[k]];
-                float *q = d->q_store + (size_t)p * (size_t)V;
-                stree_sampling_probs(sp, d->logits + (size_t)p * (size_t)V, V, d->ctx, n_hist - 1 + len, q, d->scratch);
-                d->q[p] = q;
-            }
-            /* the pool of p = q minus the children already drawn */
-            memcpy(d->work, d->q[p], (size_t)V * sizeof *d->work);
-            for (int32_t c = 1; c < t->n; c++)
-                if (t->parent[c] == p) d->work[t->token[c]] = 0.0f;
-            double left = 0.0;
-            for (int32_t v = 0; v < V; v++) left += d->work[v];
-            if (left <= 0.0) continue; /* q has fewer tokens than the shape has children */
-            int32_t tok = stree_sample(d->work, V, base_rng(d));
+            int32_t tok = drawn[(p - lo) * m + used[p]++];
+            if (tok < 0) continue; /* q has fewer tokens than the shape has children */
             STREE_TRY(stree_tree_add(t, p, tok, sh->rank[i], 0.0f, &node, NULL));
             map[i] = node;
         }
+        lo = next_lo;
     }
     d->sampled = 1;
     return STREE_OK;
@@ -182,18 +170,24 @@ static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n
     return stree_state_append(d->st, tokens, n, NULL);
 }
 
-static void reset(stree_drafter *base) { stree_state_reset(((model_drafter *)base)->st); }
-
-static const float *const *draft_q(stree_drafter *base) {
+static void reset(stree_drafter *base) {
     model_drafter *d = (model_drafter *)base;
-    return d->sampled ? d->q : NULL;
+    stree_state_reset(d->st);
+    stree_sample_bufs_forget(&d->sb);
+}
+
+static const float *draft_q(stree_drafter *base, const uint8_t **has_q, const stree_ops **ops) {
+    model_drafter *d = (model_drafter *)base;
+    *has_q = d->has_q;
+    *ops = d->sb.ops;
+    return d->sampled ? d->sb.probs : NULL;
 }
 
 static void destroy(stree_drafter *base) {
     model_drafter *d = (model_drafter *)base;
     if (!d) return;
     stree_state_free(d->st);
-    free(d->logits), free(d->q_store), free(d->work), free(d->scratch), free(d->ctx);
+    stree_sample_bufs_free(&d->sb);
     free(d);
 }
 

@@ -5,6 +5,7 @@
 #ifndef STREE_KERNELS_OPS_H
 #define STREE_KERNELS_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "runtime/model_desc.h"
@@ -218,13 +219,69 @@ typedef struct stree_moe_params {
 #else
 #define STREE_HOST_DEVICE
 #endif
-static inline STREE_HOST_DEVICE float stree_random_unit(uint64_t seed, uint64_t i) {
+static inline STREE_HOST_DEVICE uint64_t stree_random_bits(uint64_t seed, uint64_t i) {
     uint64_t z = seed * 0x9E3779B97F4A7C15ull + i + 1;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f);
+    return z ^ (z >> 31);
 }
+static inline STREE_HOST_DEVICE float stree_random_unit(uint64_t seed, uint64_t i) {
+    return (float)(stree_random_bits(seed, i) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* ---- sampling (DESIGN.md §4, docs/SAMPLING.md). Random numbers are stree_random_bits(seed, counter + j)
+ * for a per-op draw index j, so the backends draw the same values without any RNG state. */
+
+/* Logits -> sampling distributions, per row: repetition penalty over the row's context, temperature,
+ * softmax, top-k, top-p (of the top-k), min-p, renormalisation. Cuts rank tokens by (scaled logit
+ * descending, index ascending); top-p keeps each ranked token whose preceding mass is below
+ * top_p x (top-k mass). Row i is tree node first + i; its context is history, then the tokens of the
+ * path root..node (tokens may be NULL: history only). */
+typedef struct stree_sample_probs_params {
+    const float *logits;     /* [n, vocab], row stride ld */
+    float *probs;            /* [n, vocab] out (must not alias logits): zeros outside the kept set */
+    const int32_t *history;  /* [n_history] context tokens before the tree */
+    const int32_t *tokens;   /* [first + n] tree tokens (or NULL) */
+    const int32_t *parent;   /* [first + n] */
+    uint64_t *scratch;       /* [vocab] (the CPU backend's sort; CUDA ignores it) */
+    int32_t n, vocab, first, n_history;
+    int64_t ld;
+    float temperature;       /* > 0 */
+    int32_t top_k;           /* 0 = off */
+    float top_p;             /* (0, 1]; 1 = off */
+    float min_p;             /* [0, 1); 0 = off */
+    float repetition_penalty; /* 1 = off */
+} stree_sample_probs_params;
+
+/* m draws per row without replacement (each draw removes the drawn token's mass; m = 1: plain
+ * sampling). Draw d of row i uses j = i * m + d. */
+typedef struct stree_sample_draw_params {
+    const float *probs;      /* [n, vocab], row stride ld: non-negative, row sums <= 8 */
+    int32_t *out;            /* [n, m] tokens; -1 once a row has no mass left */
+    int32_t n, vocab, m;     /* m <= STREE_SAMPLE_MAX_DRAWS */
+    int64_t ld;
+    uint64_t seed, counter;
+} stree_sample_draw_params;
+#define STREE_SAMPLE_MAX_DRAWS 16
+
+/* The stochastic acceptance walk over a verified tree (DESIGN.md §4): from the root, at a node with
+ * children and a draft distribution q, multi-step speculative sampling over its children in rank
+ * order (accept x with prob min(1, p(x)/q(x)); else p <- norm(max(p - q, 0)), q(x) <- 0, q <- norm(q));
+ * when all are rejected the bonus is drawn from the residual p; elsewhere the target-only rule (draw
+ * t ~ p, descend into the child carrying t, else t is the bonus). Uses j < 2n + 1. */
+typedef struct stree_sample_accept_params {
+    const float *p;          /* [n, vocab] target distributions (sample_probs) */
+    const float *maybe_q;    /* [n, vocab] draft distributions, rows where has_q[i] != 0 */
+    const int32_t *tokens;   /* [n] */
+    const int32_t *parent;   /* [n] */
+    const int32_t *rank;     /* [n] sibling rank */
+    const int32_t *has_q;    /* [n] (read when maybe_q is set) */
+    float *work;             /* [2, vocab] scratch: the residual p and q */
+    int32_t *out;            /* [n + 2] out: path length, bonus token, path (node ids root..last) */
+    int32_t n, vocab;
+    int32_t break_residual;  /* TEST ONLY: skip p <- norm(max(p - q, 0)) */
+    uint64_t seed, counter;
+} stree_sample_accept_params;
 
 typedef struct stree_ops {
     const char *name;
@@ -271,6 +328,9 @@ typedef struct stree_ops {
     void (*ffn_act)(const stree_ffn_act_params *p);
     void (*route)(const stree_route_params *p);
     void (*commit_all)(const stree_commit_all_params *p);
+    void (*sample_probs)(const stree_sample_probs_params *p);
+    void (*sample_draw)(const stree_sample_draw_params *p);
+    void (*sample_accept)(const stree_sample_accept_params *p);
 } stree_ops;
 
 extern const stree_ops stree_cpu_ops;

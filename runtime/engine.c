@@ -136,10 +136,10 @@ stree_status stree_seq_create(stree_engine *e, stree_seq **out) {
     if (st == STREE_OK && e->params.drafter == STREE_DRAFTER_NGRAM) st = stree_ngram_drafter_create(e, &s->drafter);
     s->sampling = e->params.sampling;
     if (s->drafter) {
-        s->drafter->rng = &s->rng;
+        s->drafter->stream = &s->stream;
         s->drafter->sampling = &s->sampling;
     }
-    stree_rng_seed(&s->rng, s->sampling.seed);
+    stree_rand_stream_seed(&s->stream, s->sampling.seed);
     if (st != STREE_OK) {
         stree_seq_free(s);
         return st;
@@ -153,7 +153,9 @@ void stree_seq_free(stree_seq *s) {
     if (s->drafter) s->drafter->destroy(s->drafter);
     stree_state_free(s->target);
     free(s->history);
-    free(s->h_logits), free(s->p), free(s->q_work), free(s->scratch), free(s->ctx);
+    if (s->q_copy) s->engine->target->ops->free(s->q_copy);
+    free(s->h_q);
+    stree_sample_bufs_free(&s->sb);
     free(s);
 }
 
@@ -164,11 +166,12 @@ void stree_seq_reset(stree_seq *s) {
     s->n_history = 0;
     s->pending = -1;
     memset(&s->stats, 0, sizeof s->stats);
-    stree_rng_seed(&s->rng, s->sampling.seed);
+    stree_rand_stream_seed(&s->stream, s->sampling.seed);
+    stree_sample_bufs_forget(&s->sb);
 }
 
 void stree_seq_seed(stree_seq *s, uint64_t seed) {
-    if (s) stree_rng_seed(&s->rng, seed);
+    if (s) stree_rand_stream_seed(&s->stream, seed);
 }
 
 int32_t stree_seq_n_committed(const stree_seq *s) { return s ? s->target->n_committed : 0; }
@@ -209,26 +212,50 @@ stree_status stree_seq_prefill(stree_seq *s, const int32_t *prompt, int32_t n) {
     return STREE_OK;
 }
 
-/* host buffers of sampled steps, on first use */
+/* backend buffers of sampled steps, on first use */
 static stree_status sampling_buffers(stree_seq *s) {
-    if (s->h_logits) return STREE_OK;
-    size_t V = (size_t)s->engine->target->desc.vocab_size;
-    s->h_logits = malloc((size_t)STREE_TREE_MAX_NODES * V * sizeof(float));
-    s->p = malloc(V * sizeof(float));
-    s->q_work = malloc(V * sizeof(float));
-    s->scratch = malloc(V * sizeof(int32_t));
-    s->ctx = malloc(((size_t)s->engine->params.n_ctx + STREE_TREE_MAX_NODES + 1) * sizeof(int32_t));
-    if (s->h_logits && s->p && s->q_work && s->scratch && s->ctx) return STREE_OK;
-    free(s->h_logits), free(s->p), free(s->q_work), free(s->scratch), free(s->ctx);
-    s->h_logits = NULL;
-    return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for sampling buffers");
+    if (s->sb.ops) return STREE_OK;
+    const stree_model *m = s->engine->target;
+    int32_t rows = stree_engine_tree_nodes(s->engine);
+    if (rows > s->target->max_nodes) rows = s->target->max_nodes;
+    return stree_sample_bufs_init(&s->sb, m->ops, m->desc.vocab_size, rows, s->engine->params.n_ctx);
+}
+
+/* The draft's q rows [n, V] on the target's backend: as they are, or copied through the host when the
+ * draft model runs on another backend (the one configuration with vocabulary-sized host copies). */
+static stree_status target_q(stree_seq *s, const float *q, const stree_ops *qops, int32_t n, const float **out) {
+    const stree_ops *ops = s->engine->target->ops;
+    *out = q;
+    if (!q || qops == ops) return STREE_OK;
+    size_t bytes = (size_t)s->sb.max_rows * (size_t)s->sb.vocab * sizeof(float);
+    if (!s->q_copy) s->q_copy = ops->alloc(bytes);
+    if (!s->h_q) s->h_q = malloc(bytes);
+    if (!s->q_copy || !s->h_q) return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of memory for the draft q copy");
+    size_t used = (size_t)n * (size_t)s->sb.vocab * sizeof(float);
+    qops->download(s->h_q, q, used);
+    ops->upload(s->q_copy, s->h_q, used);
+    *out = s->q_copy;
+    return STREE_OK;
+}
+
+/* Target-only or speculative-sampling acceptance of the verified tree, on the target's backend. */
+static stree_status accept_sampled(stree_seq *s, int32_t *path, int32_t *len, int32_t *bonus) {
+    STREE_TRY(sampling_buffers(s));
+    const uint8_t *has_q = NULL;
+    const stree_ops *qops = NULL;
+    const float *q = s->drafter && s->drafter->draft_q ? s->drafter->draft_q(s->drafter, &has_q, &qops) : NULL;
+    STREE_TRY(stree_sample_bufs_tree(&s->sb, &s->tree, q ? has_q : NULL)); /* checks n against the rows */
+    STREE_TRY(target_q(s, q, qops, s->tree.n, &q));
+    STREE_TRY(stree_sample_bufs_history(&s->sb, s->history, s->n_history));
+    stree_sample_probs_rows(&s->sb, &s->sampling, s->target->ws.logits, 0, s->tree.n);
+    return stree_sample_accept_tree(&s->sb, q, s->engine->params.test_break_residual, &s->stream, path, len, bonus);
 }
 
 stree_status stree_seq_set_sampling(stree_seq *s, stree_sampling_params params) {
     if (!s) return stree_fail(STREE_ERR_INVALID_ARG, "stree_seq_set_sampling: seq is NULL");
     STREE_TRY(check_sampling(&params));
     s->sampling = params;
-    stree_rng_seed(&s->rng, params.seed);
+    stree_rand_stream_seed(&s->stream, params.seed);
     return STREE_OK;
 }
 
@@ -262,19 +289,10 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     double t1 = stree_now();
     stree_fwd_tree ft = {.n = s->tree.n, .tokens = s->tree.token, .parent = s->tree.parent};
     int32_t path[STREE_TREE_MAX_NODES], bonus, len;
-    const stree_engine_params *ep = &s->engine->params;
+    STREE_TRY(stree_forward_tree(s->target, &ft, 1, NULL));
     if (s->sampling.temperature > 0.0f) {
-        STREE_TRY(sampling_buffers(s));
-        STREE_TRY(stree_forward_tree_host(s->target, &ft, s->h_logits, NULL));
-        const float *const *q = s->drafter && s->drafter->draft_q ? s->drafter->draft_q(s->drafter) : NULL;
-        stree_accept_ctx ac = {.tree = &s->tree, .logits = s->h_logits, .vocab = s->engine->target->desc.vocab_size,
-                               .history = s->history, .n_history = s->n_history, .sampling = &s->sampling,
-                               .use_mss = q != NULL, .q = q, .break_residual = ep->test_break_residual,
-                               .rng = &s->rng, .p = s->p, .q_work = s->q_work, .ctx = s->ctx,
-                               .scratch = s->scratch};
-        len = stree_accept_sampled(&ac, path, &bonus);
+        STREE_TRY(accept_sampled(s, path, &len, &bonus));
     } else {
-        STREE_TRY(stree_forward_tree(s->target, &ft, 1, NULL));
         int32_t argmax[STREE_TREE_MAX_NODES]; /* the only verify output the host needs */
         stree_state_topk(s->target, s->tree.n, 1, argmax, NULL);
         len = stree_accept_greedy(&s->tree, argmax, path, &bonus);

@@ -28,12 +28,12 @@ struct stree_seq {
     int32_t pending;             /* the root of the next step: emitted, not yet seen by the target; -1 none */
     stree_tree tree;
     stree_stats stats;
-    /* sampling (temperature > 0); buffers allocated on first use */
+    /* sampling (temperature > 0): the target's backend buffers, allocated on first use */
     stree_sampling_params sampling; /* the engine's, or stree_seq_set_sampling's */
-    stree_rng rng;
-    float *h_logits;             /* [max tree nodes, V] verify logits on the host */
-    float *p, *q_work;           /* [V] */
-    int32_t *ctx, *scratch;      /* [n_ctx + max nodes + 1], [V] */
+    stree_rand_stream stream;
+    stree_sample_bufs sb;
+    float *q_copy;               /* [rows, V] target-backend copy of q when the drafter runs elsewhere */
+    float *h_q;                  /* [rows, V] host staging of that copy */
 };
 
 double stree_now(void);

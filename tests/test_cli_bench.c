@@ -64,6 +64,33 @@ Test(cli_bench, small_run_writes_json_and_csv) {
     temp_dir_remove(dir);
 }
 
+/* Sampled modes on the test backend (STREE_TEST_BACKEND): AR, a sampled draft-model tree (speculative
+ * sampling) and a dynamic tree (target-only) at temperature 1 */
+Test(cli_bench, sampled_modes_on_the_test_backend) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", temp_dir());
+    const char *tree = write_tmp(dir, "t.json", "{\"type\": \"static\", \"paths\": [[0],[1],[0,0],[0,1],[1,0]]}");
+    const char *err;
+    char args[2048];
+    snprintf(args, sizeof args,
+             "bench --backend %s --model '%s' --draft '%s' --synthetic 2,12 --max-new 12 --reps 1 --warmup 0 "
+             "--mode ar --mode 'tree:%s' --mode dynamic:2,3,6 --temperature 1 --top-k 50 --top-p 0.9 --seed 7 "
+             "--json '%s/b.json'",
+             test_backend() == STREE_BACKEND_CUDA ? "cuda" : "cpu", fixture_dir("granite_dense"),
+             fixture_dir("llama"), tree, dir);
+    cr_assert_eq(run_cli(args, &err), 0, "%s", err);
+    char path[512], buf[16384];
+    snprintf(path, sizeof path, "%s/b.json", dir);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_expect(strstr(buf, "\"temperature\":\t1") != NULL, "%s", buf);
+    cr_expect(strstr(buf, "\"mode\":\t\"dynamic:2,3,6\"") != NULL, "%s", buf);
+    temp_dir_remove(dir);
+}
+
 static void expect_bench_error(const char *workload_text, const char *extra, const char *needle) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s", temp_dir());

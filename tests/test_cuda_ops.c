@@ -473,6 +473,178 @@ Test(cuda_ops, elementwise_route_topk_moe) {
     free(g), free(u), free(ref), free(table), free(emb), free(lg), free(rl), free(rb);
 }
 
+/* ---------------------------------------------------------------- sampling ops
+ * The sampling ops are built to agree bit for bit (kernels/sample_math.h: one exp polynomial,
+ * fixed-point sums, integer inverse-CDF draws, the same total rank order), so these cases demand
+ * exact equality: the same distributions from the same logits, the same tokens from the same
+ * distributions and counter-based uniforms. No tolerance is needed for ties: equal logits rank by
+ * index on both backends. */
+
+/* n rows of logits [n, V]: scaled normals with planted ties and a -inf */
+static float *sample_logits(int32_t n, int32_t V, float scale) {
+    float *x = rnd((size_t)n * V, scale);
+    for (int32_t i = 0; i < n; i++) {
+        float *r = x + (size_t)i * V;
+        r[V / 2] = r[V / 3] = r[7] = scale; /* a three-way tie near the top */
+        r[11] = -INFINITY;
+    }
+    return x;
+}
+
+static void expect_same_ints(const char *what, const int32_t *d, const int32_t *ref, size_t n) {
+    int32_t *h = malloc(n * sizeof *h + 4);
+    G->download(h, d, n * sizeof *h);
+    cr_assert_null(G->take_error(), "%s: a CUDA call failed", what);
+    size_t bad = 0, first = n;
+    for (size_t i = 0; i < n; i++)
+        if (h[i] != ref[i] && bad++ == 0) first = i;
+    cr_expect_eq(bad, 0, "%s: %zu of %zu differ, first at %zu: %d vs %d (seed %u)", what, bad, n, first,
+                 first < n ? h[first] : 0, first < n ? ref[first] : 0, seed);
+    free(h);
+}
+
+static void expect_same_floats(const char *what, const float *d, const float *ref, size_t n) {
+    float *h = malloc(n * sizeof *h + 4);
+    G->download(h, d, n * sizeof *h);
+    cr_assert_null(G->take_error(), "%s: a CUDA call failed", what);
+    size_t bad = 0, first = n;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&h[i], &ref[i], 4) && bad++ == 0) first = i;
+    cr_expect_eq(bad, 0, "%s: %zu of %zu differ, first at %zu: %.9g vs %.9g (seed %u)", what, bad, n, first,
+                 first < n ? h[first] : 0.0, first < n ? ref[first] : 0.0, seed);
+    free(h);
+}
+
+Test(cuda_ops, sample_probs) {
+    /* a small vocabulary with many rows and a real one (Qwen-sized) with a few */
+    static const int32_t vocabs[2] = {1000, 151936}, rows[2] = {9, 3};
+    /* temperature, top_k, top_p, min_p, repetition penalty */
+    static const float cfg[][5] = {{1.0f, 0, 1.0f, 0, 1.0f},      {0.7f, 40, 1.0f, 0, 1.0f},  {1.3f, 0, 0.9f, 0, 1.0f},
+                                   {0.8f, 50, 0.8f, 0.05f, 1.3f}, {1.0f, 1, 1.0f, 0, 1.0f},   {2.0f, 0, 0.3f, 0, 0.7f},
+                                   {1.0f, 0, 1.0f, 0.2f, 1.1f},   {0.5f, 900, 0.95f, 0, 1.0f}};
+    for (int vi = 0; vi < 2; vi++) {
+        int32_t V = vocabs[vi], n = rows[vi], n_hist = 37, first = 2, nt = first + n;
+        int32_t parent[64], depth[64], tokens[64], hist[37];
+        random_tree(nt, parent, depth);
+        for (int32_t i = 0; i < nt; i++) tokens[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
+        for (int32_t i = 0; i < n_hist; i++) hist[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
+        hist[3] = hist[9] = 7; /* repeats and a tied token in the context */
+        float *lg = sample_logits(n, V, 4.0f), *ref = malloc((size_t)n * V * 4);
+        uint64_t *scratch = malloc((size_t)V * 8);
+        float *dlg = dev(lg, (size_t)n * V * 4);
+        int32_t *dtok = dev(tokens, (size_t)nt * 4), *dpar = dev(parent, (size_t)nt * 4), *dhist = dev(hist, sizeof hist);
+        for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+            stree_sample_probs_params p = {.logits = lg, .probs = ref, .history = hist, .tokens = tokens, .parent = parent,
+                                           .scratch = scratch, .n = n, .vocab = V, .first = first, .n_history = n_hist,
+                                           .ld = V, .temperature = cfg[c][0], .top_k = (int32_t)cfg[c][1],
+                                           .top_p = cfg[c][2], .min_p = cfg[c][3], .repetition_penalty = cfg[c][4]};
+            stree_cpu_sample_probs(&p);
+            float *dp = poisoned((size_t)n * V);
+            stree_sample_probs_params q = p;
+            q.logits = dlg, q.probs = dp, q.history = dhist, q.tokens = dtok, q.parent = dpar, q.scratch = NULL;
+            G->sample_probs(&q);
+            char what[96];
+            snprintf(what, sizeof what, "sample_probs V=%d config %zu", V, c);
+            expect_same_floats(what, dp, ref, (size_t)n * V);
+            if (cfg[c][1] > 0) { /* the kept set has exactly top_k entries unless top-p / min-p cut deeper */
+                int32_t kept = 0;
+                for (int32_t v = 0; v < V; v++) kept += ref[v] > 0.0f;
+                cr_expect_leq(kept, (int32_t)cfg[c][1], "%s: %d kept", what, kept);
+            }
+            G->free(dp);
+        }
+        G->free(dlg), G->free(dtok), G->free(dpar), G->free(dhist);
+        free(lg), free(ref), free(scratch);
+    }
+}
+
+/* n random distributions [n, V]: softmax of random logits with some exact zeros; row 1 has 3 tokens */
+static float *sample_dists(int32_t n, int32_t V) {
+    float *x = rnd((size_t)n * V, 3.0f);
+    for (int32_t i = 0; i < n; i++) {
+        float *r = x + (size_t)i * V;
+        double s = 0.0;
+        for (int32_t v = 0; v < V; v++) {
+            r[v] = (i == 1 ? v % 97 == 5 && v < 250 : rand_r(&seed) % 5 != 0) ? expf(r[v]) : 0.0f;
+            s += r[v];
+        }
+        for (int32_t v = 0; v < V; v++) r[v] = (float)(r[v] / s);
+    }
+    return x;
+}
+
+Test(cuda_ops, sample_draw) {
+    int32_t n = 6, V = 50000, m = 5;
+    float *x = sample_dists(n, V);
+    int32_t ref[6 * 5];
+    float *dx = dev(x, (size_t)n * V * 4);
+    for (int rep = 0; rep < 4; rep++) {
+        uint64_t s64 = ((uint64_t)rand_r(&seed) << 32) | (uint64_t)rand_r(&seed);
+        stree_sample_draw_params p = {.probs = x, .out = ref, .n = n, .vocab = V, .m = m, .ld = V, .seed = s64,
+                                      .counter = (uint64_t)rep * 1000};
+        stree_cpu_sample_draw(&p);
+        int32_t *dout = (int32_t *)poisoned((size_t)n * m);
+        stree_sample_draw_params q = p;
+        q.probs = dx, q.out = dout;
+        G->sample_draw(&q);
+        expect_same_ints("sample_draw", dout, ref, (size_t)n * m);
+        cr_expect_eq(ref[m + 3], -1, "row 1 has 3 tokens: the 4th draw finds no mass");
+        G->free(dout);
+    }
+    G->free(dx);
+    free(x);
+}
+
+Test(cuda_ops, sample_accept) {
+    int32_t n = 15, V = 3000;
+    int32_t parent[64], depth[64], tokens[64], rank[64], has_q[64];
+    random_tree(n, parent, depth);
+    float *p = sample_dists(n, V), *q = sample_dists(n, V);
+    /* children carry likely tokens of q (distinct among siblings), so some are accepted */
+    tokens[0] = 0;
+    for (int32_t i = 1; i < n; i++) {
+        int32_t r = 0;
+        for (int32_t j = 1; j < i; j++) r += parent[j] == parent[i];
+        rank[i] = r;
+        const float *qr = q + (size_t)parent[i] * V;
+        int32_t best = -1;
+        for (int32_t v = 0; v < V; v++) {
+            int taken = 0;
+            for (int32_t j = 1; j < i && !taken; j++) taken = parent[j] == parent[i] && tokens[j] == v;
+            if (!taken && (best < 0 || qr[v] > qr[best])) best = v;
+        }
+        tokens[i] = best;
+    }
+    rank[0] = 0;
+    for (int32_t i = 0; i < n; i++) has_q[i] = rand_r(&seed) % 4 != 0;
+    float *dp = dev(p, (size_t)n * V * 4), *dq = dev(q, (size_t)n * V * 4), *dwork = poisoned((size_t)2 * V);
+    int32_t *dtok = dev(tokens, (size_t)n * 4), *dpar = dev(parent, (size_t)n * 4), *drank = dev(rank, (size_t)n * 4);
+    int32_t *dhas = dev(has_q, (size_t)n * 4);
+    float *work = malloc((size_t)2 * V * 4);
+    int32_t out[66];
+    int accepted = 0;
+    for (int rep = 0; rep < 60; rep++) {
+        int mss = rep % 3 != 2, brk = rep % 5 == 4;
+        stree_sample_accept_params a = {.p = p, .maybe_q = mss ? q : NULL, .tokens = tokens, .parent = parent,
+                                        .rank = rank, .has_q = has_q, .work = work, .out = out, .n = n, .vocab = V,
+                                        .break_residual = brk, .seed = 12345u + (uint64_t)seed, .counter = (uint64_t)rep * 64};
+        stree_cpu_sample_accept(&a);
+        accepted += out[0] - 1;
+        int32_t *dout = (int32_t *)poisoned((size_t)n + 2);
+        stree_sample_accept_params b = a;
+        b.p = dp, b.maybe_q = mss ? dq : NULL, b.tokens = dtok, b.parent = dpar, b.rank = drank, b.has_q = dhas;
+        b.work = dwork, b.out = dout;
+        G->sample_accept(&b);
+        char what[64];
+        snprintf(what, sizeof what, "sample_accept rep %d (mss %d, break %d)", rep, mss, brk);
+        expect_same_ints(what, dout, out, (size_t)out[0] + 2);
+        G->free(dout);
+    }
+    cr_log_info("sample_accept: %d nodes accepted over 60 walks", accepted);
+    G->free(dp), G->free(dq), G->free(dwork), G->free(dtok), G->free(dpar), G->free(drank), G->free(dhas);
+    free(p), free(q), free(work);
+}
+
 #else
 Test(cuda_ops, not_built) { cr_skip_test("this build has no CUDA backend (configure with -DSTREE_CUDA=ON)"); }
 #endif

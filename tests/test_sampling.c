@@ -63,7 +63,8 @@ static double *exact_joint(stree_model *m) {
     double *joint = calloc((size_t)V * V, sizeof *joint);
     float *logits = malloc((size_t)(N_PROMPT + 1) * V * sizeof(float)), *p1 = malloc((size_t)V * 4),
           *p2 = malloc((size_t)V * 4);
-    int32_t *scratch = malloc((size_t)V * 4), ctx[N_PROMPT + 1];
+    uint64_t *scratch = malloc((size_t)V * sizeof *scratch);
+    int32_t ctx[N_PROMPT + 1];
     stree_state *st;
     cr_assert_eq(stree_state_create(m, 64, 64, &st), STREE_OK);
     cr_assert_eq(stree_state_append(st, prompt, N_PROMPT, logits), STREE_OK);
@@ -263,4 +264,77 @@ Test(sampling, same_seed_same_output) {
     stree_seq_free(seq);
     stree_engine_free(e);
     unload(&s);
+}
+
+/* ---- the sampling transform op against the sort-based implementation it replaced (double sums,
+ * ranking by probability): same kept sets, same probabilities to float rounding */
+static void sorted_reference(const stree_sampling_params *sp, const float *logits, int32_t V, const int32_t *ctx,
+                             int32_t n_ctx, float *probs, int32_t *idx) {
+    memcpy(probs, logits, (size_t)V * sizeof *probs);
+    if (sp->repetition_penalty != 1.0f)
+        for (int32_t i = 0; i < n_ctx; i++) {
+            float l = logits[ctx[i]];
+            probs[ctx[i]] = l > 0.0f ? l / sp->repetition_penalty : l * sp->repetition_penalty;
+        }
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < V; i++) mx = fmaxf(mx, probs[i] /= sp->temperature);
+    double sum = 0.0;
+    for (int32_t i = 0; i < V; i++) sum += (probs[i] = expf(probs[i] - mx));
+    for (int32_t i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+    for (int32_t i = 0; i < V; i++) idx[i] = i;
+    for (int32_t i = 1; i < V; i++) { /* by probability, ties by index */
+        int32_t v = idx[i], j = i;
+        for (; j > 0 && (probs[idx[j - 1]] < probs[v] || (probs[idx[j - 1]] == probs[v] && idx[j - 1] > v)); j--)
+            idx[j] = idx[j - 1];
+        idx[j] = v;
+    }
+    int32_t keep = sp->top_k > 0 && sp->top_k < V ? sp->top_k : V;
+    if (sp->top_p < 1.0f) {
+        double mass = 0.0, kept = 0.0;
+        for (int32_t i = 0; i < keep; i++) mass += probs[idx[i]];
+        int32_t j = 0;
+        while (j < keep && kept < sp->top_p) kept += probs[idx[j++]] / mass;
+        keep = j;
+    }
+    for (int32_t i = keep; i < V; i++) probs[idx[i]] = 0.0f;
+    float top = probs[idx[0]];
+    for (int32_t i = 0; i < V; i++)
+        if (probs[i] < sp->min_p * top) probs[i] = 0.0f;
+    sum = 0.0;
+    for (int32_t i = 0; i < V; i++) sum += probs[i];
+    for (int32_t i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+Test(sampling, transform_matches_sorted_reference) {
+    /* temperature, top_k, top_p, min_p, repetition penalty */
+    static const float cfg[][5] = {{1.0f, 0, 1.0f, 0, 1.0f},      {0.7f, 40, 1.0f, 0, 1.0f},  {1.3f, 0, 0.9f, 0, 1.0f},
+                                   {0.8f, 50, 0.8f, 0.05f, 1.3f}, {1.0f, 1, 1.0f, 0, 1.0f},   {2.0f, 0, 0.3f, 0, 0.7f},
+                                   {1.0f, 0, 1.0f, 0.2f, 1.1f},   {0.5f, 900, 0.95f, 0, 1.0f}};
+    int32_t V = 3000, ctx[20];
+    float *logits = malloc((size_t)V * 4), *a = malloc((size_t)V * 4), *b = malloc((size_t)V * 4);
+    uint64_t *scratch = malloc((size_t)V * 8);
+    int32_t *idx = malloc((size_t)V * 4);
+    unsigned rs = 4242;
+    for (int rep = 0; rep < 4; rep++)
+        for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+            for (int32_t v = 0; v < V; v++) logits[v] = ((float)rand_r(&rs) / (float)RAND_MAX - 0.5f) * 12.0f;
+            logits[5] = logits[17] = logits[400] = 6.5f; /* ties at the top */
+            for (int i = 0; i < 20; i++) ctx[i] = i < 10 ? (int32_t)(rand_r(&rs) % (unsigned)V) : ctx[i - 10];
+            stree_sampling_params sp = stree_engine_default_params().sampling;
+            sp.temperature = cfg[c][0], sp.top_k = (int32_t)cfg[c][1], sp.top_p = cfg[c][2], sp.min_p = cfg[c][3];
+            sp.repetition_penalty = cfg[c][4];
+            stree_sampling_probs(&sp, logits, V, ctx, 20, a, scratch);
+            sorted_reference(&sp, logits, V, ctx, 20, b, idx);
+            int32_t diff_set = 0;
+            double err = 0.0, total = 0.0;
+            for (int32_t v = 0; v < V; v++) {
+                diff_set += (a[v] > 0.0f) != (b[v] > 0.0f);
+                err = fmax(err, fabs((double)a[v] - b[v]) / fmax((double)b[v], 1e-30));
+                total += a[v];
+            }
+            cr_expect_eq(diff_set, 0, "rep %d config %zu: %d tokens kept by one implementation only", rep, c, diff_set);
+            cr_expect_lt(err, 2e-6, "rep %d config %zu: max relative difference %g", rep, c, err);
+            cr_expect_lt(fabs(total - 1.0), 1e-5, "rep %d config %zu: sums to %.8f", rep, c, total);
+        }
+    free(logits), free(a), free(b), free(scratch), free(idx);
 }

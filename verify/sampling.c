@@ -1,183 +1,136 @@
 #include "verify/sampling.h"
 
-#include <math.h>
 #include <string.h>
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+#include "kernels/cpu/cpu.h"
+#include "runtime/error.h"
+
+void stree_rand_stream_seed(stree_rand_stream *r, uint64_t seed) {
+    r->seed = seed;
+    r->counter = 0;
 }
 
-void stree_rng_seed(stree_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+static stree_status backend_status(const stree_ops *ops) {
+    const char *err = ops->take_error ? ops->take_error() : NULL;
+    return err ? stree_fail(STREE_ERR_BACKEND, "%s backend (sampling): %s", ops->name, err) : STREE_OK;
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-double stree_rng_uniform(stree_rng *r) {
-    uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return (double)(result >> 11) * (1.0 / 9007199254740992.0);
+stree_status stree_sample_bufs_init(stree_sample_bufs *b, const stree_ops *ops, int32_t vocab, int32_t max_rows,
+                                    int32_t cap_history) {
+    memset(b, 0, sizeof *b);
+    size_t V = (size_t)vocab, R = (size_t)max_rows;
+    b->probs = ops->alloc(R * V * sizeof(float));
+    b->work = ops->alloc(2 * V * sizeof(float));
+    b->scratch = ops->alloc(V * sizeof(uint64_t));
+    b->tree = ops->alloc(4 * R * sizeof(int32_t));
+    b->out = ops->alloc((R * STREE_SAMPLE_MAX_DRAWS + 2) * sizeof(int32_t));
+    b->history = ops->alloc(((size_t)cap_history + 1) * sizeof(int32_t));
+    b->ops = ops;
+    b->vocab = vocab, b->max_rows = max_rows, b->cap_history = cap_history;
+    if (b->probs && b->work && b->scratch && b->tree && b->out && b->history) return STREE_OK;
+    stree_sample_bufs_free(b);
+    return stree_fail(STREE_ERR_OUT_OF_MEMORY, "out of %s memory for sampling buffers (%d rows of %d)", ops->name,
+                      max_rows, vocab);
 }
 
-int32_t stree_sample(const float *probs, int32_t vocab, stree_rng *rng) {
-    double total = 0.0;
-    for (int32_t i = 0; i < vocab; i++) total += probs[i];
-    double u = stree_rng_uniform(rng) * total, acc = 0.0;
-    int32_t last = 0;
-    for (int32_t i = 0; i < vocab; i++) {
-        if (probs[i] <= 0.0f) continue;
-        acc += probs[i];
-        last = i;
-        if (u < acc) return i;
-    }
-    return last; /* rounding at the very top */
+void stree_sample_bufs_free(stree_sample_bufs *b) {
+    if (!b->ops) return;
+    void *bufs[] = {b->probs, b->work, b->scratch, b->tree, b->out, b->history};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) b->ops->free(bufs[i]);
+    memset(b, 0, sizeof *b);
 }
 
-/* descending by probability, ties by lower index (a stable, total order) */
-static void sort_desc(const float *p, int32_t *idx, int32_t n) {
-    for (int32_t i = 1; i < n; i++) { /* insertion sort over the kept candidates (small in practice) */
-        int32_t v = idx[i], j = i;
-        while (j > 0 && (p[idx[j - 1]] < p[v] || (p[idx[j - 1]] == p[v] && idx[j - 1] > v))) {
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        idx[j] = v;
-    }
+void stree_sample_bufs_forget(stree_sample_bufs *b) { b->n_history = 0; }
+
+stree_status stree_sample_bufs_history(stree_sample_bufs *b, const int32_t *history, int32_t n) {
+    if (n > b->cap_history)
+        return stree_fail(STREE_ERR_INTERNAL, "sampling history of %d tokens exceeds %d", n, b->cap_history);
+    if (n < b->n_history) b->n_history = 0;
+    if (n > b->n_history)
+        b->ops->upload(b->history + b->n_history, history + b->n_history, (size_t)(n - b->n_history) * sizeof *history);
+    b->n_history = n;
+    return STREE_OK;
+}
+
+stree_status stree_sample_bufs_tree(stree_sample_bufs *b, const stree_tree *t, const uint8_t *maybe_has_q) {
+    int32_t n = t->n, h[4 * STREE_TREE_MAX_NODES];
+    if (n > b->max_rows) return stree_fail(STREE_ERR_INTERNAL, "a tree of %d nodes exceeds %d sampling rows", n, b->max_rows);
+    memcpy(h, t->token, (size_t)n * sizeof *h);
+    memcpy(h + n, t->parent, (size_t)n * sizeof *h);
+    memcpy(h + 2 * n, t->rank, (size_t)n * sizeof *h);
+    for (int32_t i = 0; i < n; i++) h[3 * n + i] = maybe_has_q ? maybe_has_q[i] : 0;
+    b->ops->upload(b->tree, h, (size_t)(4 * n) * sizeof *h);
+    b->tree_n = n;
+    return STREE_OK;
+}
+
+static void probs_params(stree_sample_bufs *b, const stree_sampling_params *sp, stree_sample_probs_params *pp) {
+    memset(pp, 0, sizeof *pp);
+    pp->history = b->history;
+    pp->n_history = b->n_history;
+    pp->tokens = b->tree;
+    pp->parent = b->tree + b->tree_n;
+    pp->scratch = b->scratch;
+    pp->vocab = b->vocab;
+    pp->ld = b->vocab;
+    pp->temperature = sp->temperature;
+    pp->top_k = sp->top_k;
+    pp->top_p = sp->top_p;
+    pp->min_p = sp->min_p;
+    pp->repetition_penalty = sp->repetition_penalty;
+}
+
+void stree_sample_probs_rows(stree_sample_bufs *b, const stree_sampling_params *sp, const float *logits,
+                             int32_t first, int32_t n) {
+    stree_sample_probs_params pp;
+    probs_params(b, sp, &pp);
+    pp.logits = logits;
+    pp.probs = b->probs + (size_t)first * (size_t)b->vocab;
+    pp.first = first;
+    pp.n = n;
+    b->ops->sample_probs(&pp);
+}
+
+stree_status stree_sample_draw_rows(stree_sample_bufs *b, int32_t first, int32_t n, int32_t m, stree_rand_stream *r,
+                                    int32_t *out) {
+    if (m > STREE_SAMPLE_MAX_DRAWS)
+        return stree_fail(STREE_ERR_INVALID_ARG, "sampled trees draw at most %d children per node, the shape has %d",
+                          STREE_SAMPLE_MAX_DRAWS, m);
+    stree_sample_draw_params dp = {.probs = b->probs + (size_t)first * (size_t)b->vocab, .out = b->out, .n = n,
+                                   .vocab = b->vocab, .m = m, .ld = b->vocab, .seed = r->seed, .counter = r->counter};
+    b->ops->sample_draw(&dp);
+    r->counter += (uint64_t)n * (uint64_t)m;
+    b->ops->download(out, b->out, (size_t)n * (size_t)m * sizeof *out);
+    return backend_status(b->ops);
+}
+
+stree_status stree_sample_accept_tree(stree_sample_bufs *b, const float *maybe_q, int break_residual,
+                                      stree_rand_stream *r, int32_t *path, int32_t *len, int32_t *bonus) {
+    int32_t n = b->tree_n;
+    stree_sample_accept_params ap = {.p = b->probs, .maybe_q = maybe_q, .tokens = b->tree, .parent = b->tree + n,
+                                     .rank = b->tree + 2 * n, .has_q = b->tree + 3 * n, .work = b->work, .out = b->out,
+                                     .n = n, .vocab = b->vocab, .break_residual = break_residual, .seed = r->seed,
+                                     .counter = r->counter};
+    b->ops->sample_accept(&ap);
+    r->counter += 2 * (uint64_t)n + 1;
+    int32_t h[STREE_TREE_MAX_NODES + 2];
+    b->ops->download(h, b->out, (size_t)(n + 2) * sizeof *h);
+    STREE_TRY(backend_status(b->ops));
+    if (h[0] < 1 || h[0] > n || h[1] < 0 || h[1] >= b->vocab)
+        return stree_fail(STREE_ERR_BACKEND, "sampling drew no valid token (path length %d, token %d): are the logits "
+                          "finite?", h[0], h[1]);
+    memcpy(path, h + 2, (size_t)h[0] * sizeof *path);
+    *len = h[0];
+    *bonus = h[1];
+    return STREE_OK;
 }
 
 void stree_sampling_probs(const stree_sampling_params *sp, const float *logits, int32_t vocab, const int32_t *ctx,
-                          int32_t n_ctx, float *probs, int32_t *scratch) {
-    memcpy(probs, logits, (size_t)vocab * sizeof *probs);
-    if (sp->repetition_penalty > 0.0f && sp->repetition_penalty != 1.0f) {
-        /* each distinct context token once (HF gathers, scales, scatters) */
-        for (int32_t i = 0; i < n_ctx; i++) {
-            int32_t t = ctx[i], seen = 0;
-            for (int32_t j = 0; j < i && !seen; j++) seen = ctx[j] == t;
-            if (seen || t < 0 || t >= vocab) continue;
-            float l = logits[t];
-            probs[t] = l > 0.0f ? l / sp->repetition_penalty : l * sp->repetition_penalty;
-        }
-    }
-    float inv_t = 1.0f / sp->temperature, mx = -INFINITY;
-    for (int32_t i = 0; i < vocab; i++) {
-        probs[i] *= inv_t;
-        if (probs[i] > mx) mx = probs[i];
-    }
-    double sum = 0.0;
-    for (int32_t i = 0; i < vocab; i++) sum += (probs[i] = expf(probs[i] - mx));
-    for (int32_t i = 0; i < vocab; i++) probs[i] = (float)(probs[i] / sum);
-    int32_t k = sp->top_k > 0 && sp->top_k < vocab ? sp->top_k : vocab;
-    int need_sort = k < vocab || (sp->top_p > 0.0f && sp->top_p < 1.0f);
-    if (need_sort) {
-        /* the candidates: everything, sorted (vocabularies of tests are small; a partial sort would
-         * do for the large ones) */
-        for (int32_t i = 0; i < vocab; i++) scratch[i] = i;
-        sort_desc(probs, scratch, vocab);
-        int32_t keep = k;
-        if (sp->top_p > 0.0f && sp->top_p < 1.0f) {
-            double mass = 0.0, kept = 0.0;
-            for (int32_t i = 0; i < keep; i++) mass += probs[scratch[i]];
-            int32_t j = 0;
-            for (; j < keep; j++) { /* smallest prefix (of the top-k renormalised) reaching top_p */
-                kept += probs[scratch[j]] / mass;
-                if (kept >= sp->top_p) {
-                    j++;
-                    break;
-                }
-            }
-            keep = j < 1 ? 1 : j;
-        }
-        for (int32_t i = keep; i < vocab; i++) probs[scratch[i]] = 0.0f;
-    }
-    if (sp->min_p > 0.0f) {
-        float top = 0.0f;
-        for (int32_t i = 0; i < vocab; i++) top = probs[i] > top ? probs[i] : top;
-        for (int32_t i = 0; i < vocab; i++)
-            if (probs[i] < sp->min_p * top) probs[i] = 0.0f;
-    }
-    sum = 0.0;
-    for (int32_t i = 0; i < vocab; i++) sum += probs[i];
-    for (int32_t i = 0; i < vocab; i++) probs[i] = (float)(probs[i] / sum);
-}
-
-/* the context of node `node`: history, then the tree path root..node */
-static int32_t node_context(const stree_accept_ctx *c, int32_t node) {
-    int32_t path[STREE_TREE_MAX_NODES];
-    int32_t len = stree_tree_path(c->tree, node, path), n = c->n_history;
-    memcpy(c->ctx, c->history, (size_t)n * sizeof *c->ctx);
-    for (int32_t k = 0; k < len; k++) c->ctx[n + k] = c->tree->token[path[k]];
-    return n + len;
-}
-
-static void normalise(float *x, int32_t n) {
-    double s = 0.0;
-    for (int32_t i = 0; i < n; i++) s += x[i];
-    if (s > 0.0)
-        for (int32_t i = 0; i < n; i++) x[i] = (float)(x[i] / s);
-}
-
-int32_t stree_accept_sampled(const stree_accept_ctx *c, int32_t *path, int32_t *bonus) {
-    const stree_tree *t = c->tree;
-    int32_t V = c->vocab, len = 0, node = 0;
-    path[len++] = 0;
-    for (;;) {
-        int32_t n_ctx = node_context(c, node);
-        stree_sampling_probs(c->sampling, c->logits + (int64_t)node * V, V, c->ctx, n_ctx, c->p, c->scratch);
-        /* children in sibling-rank order (the drafter's sampling order) */
-        int32_t kids[STREE_TREE_MAX_NODES], n_kids = 0;
-        for (int32_t i = node + 1; i < t->n; i++)
-            if (t->parent[i] == node) kids[n_kids++] = i;
-        for (int32_t a = 1; a < n_kids; a++)
-            for (int32_t b = a; b > 0 && t->rank[kids[b - 1]] > t->rank[kids[b]]; b--) {
-                int32_t x = kids[b];
-                kids[b] = kids[b - 1];
-                kids[b - 1] = x;
-            }
-        int32_t next = -1;
-        if (n_kids && c->use_mss && c->q && c->q[node]) {
-            /* multi-step speculative sampling: children were drawn without replacement from q */
-            memcpy(c->q_work, c->q[node], (size_t)V * sizeof *c->q_work);
-            for (int32_t a = 0; a < n_kids && next < 0; a++) {
-                int32_t x = t->token[kids[a]];
-                float px = c->p[x], qx = c->q_work[x];
-                double u = stree_rng_uniform(c->rng);
-                if (qx > 0.0f && u < (double)px / (double)qx) {
-                    next = kids[a];
-                    break;
-                }
-                if (!c->break_residual) { /* p <- norm(max(p - q, 0)) */
-                    for (int32_t i = 0; i < V; i++) {
-                        float d = c->p[i] - c->q_work[i];
-                        c->p[i] = d > 0.0f ? d : 0.0f;
-                    }
-                    normalise(c->p, V);
-                }
-                c->q_work[x] = 0.0f; /* q(x) <- 0, q <- norm(q) */
-                normalise(c->q_work, V);
-            }
-            if (next < 0) {
-                *bonus = stree_sample(c->p, V, c->rng);
-                return len;
-            }
-        } else {
-            /* target-only: sample from p; descend when a child carries the token */
-            int32_t tok = stree_sample(c->p, V, c->rng);
-            for (int32_t a = 0; a < n_kids && next < 0; a++)
-                if (t->token[kids[a]] == tok) next = kids[a];
-            if (next < 0) {
-                *bonus = tok;
-                return len;
-            }
-        }
-        node = next;
-        path[len++] = node;
-    }
+                          int32_t n_ctx, float *probs, uint64_t *scratch) {
+    stree_sample_probs_params pp = {.logits = logits, .probs = probs, .history = ctx, .scratch = scratch, .n = 1,
+                                    .vocab = vocab, .n_history = n_ctx, .ld = vocab, .temperature = sp->temperature,
+                                    .top_k = sp->top_k, .top_p = sp->top_p, .min_p = sp->min_p,
+                                    .repetition_penalty = sp->repetition_penalty};
+    stree_cpu_sample_probs(&pp);
 }

@@ -37,4 +37,7 @@ const stree_ops stree_cpu_ops = {
     .ffn_act = stree_cpu_ffn_act,
     .route = stree_cpu_route,
     .commit_all = stree_cpu_commit_all,
+    .sample_probs = stree_cpu_sample_probs,
+    .sample_draw = stree_cpu_sample_draw,
+    .sample_accept = stree_cpu_sample_accept,
 };

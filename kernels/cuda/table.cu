@@ -37,4 +37,7 @@ extern "C" const stree_ops stree_cuda_ops = {
     stree_cuda_ffn_act,
     stree_cuda_route,
     stree_cuda_commit_all,
+    stree_cuda_sample_probs,
+    stree_cuda_sample_draw,
+    stree_cuda_sample_accept,
 };
