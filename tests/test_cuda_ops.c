@@ -525,7 +525,7 @@ Test(cuda_ops, sample_probs) {
     for (int vi = 0; vi < 2; vi++) {
         int32_t V = vocabs[vi], n = rows[vi], n_hist = 37, first = 2, nt = first + n;
         int32_t parent[64], depth[64], tokens[64], hist[37];
-        random_tree(nt, parent, depth);
+        random_tree(nt, parent, depth, 0);
         for (int32_t i = 0; i < nt; i++) tokens[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
         for (int32_t i = 0; i < n_hist; i++) hist[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
         hist[3] = hist[9] = 7; /* repeats and a tied token in the context */
@@ -598,7 +598,7 @@ Test(cuda_ops, sample_draw) {
 Test(cuda_ops, sample_accept) {
     int32_t n = 15, V = 3000;
     int32_t parent[64], depth[64], tokens[64], rank[64], has_q[64];
-    random_tree(n, parent, depth);
+    random_tree(n, parent, depth, 0);
     float *p = sample_dists(n, V), *q = sample_dists(n, V);
     /* children carry likely tokens of q (distinct among siblings), so some are accepted */
     tokens[0] = 0;
