@@ -2,6 +2,7 @@
  * tokens under tree speculation (draft model with multi-step speculative sampling, draft model with a
  * top-k tree and the target-only rule, n-gram) matches the exact AR sampling distribution
  * (chi-square, 20k samples each); with the residual update broken on purpose it does not. */
+#define _POSIX_C_SOURCE 200809L /* rand_r */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>

@@ -70,6 +70,8 @@ __global__ void __launch_bounds__(PREFIX_WARPS * 32) attn_prefix_kernel(stree_at
     float *Ps = Qs + ATTN_ROWS * hd;                 /* [PREFIX_WARPS][RW][ATTN_TILE] */
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t q_row = (int64_t)p.n_heads * hd, kv_row = (int64_t)p.n_kv_heads * hd, kv_off = (int64_t)hk * hd;
+    /* staging loops are unrolled so that their global loads are in flight together */
+#pragma unroll 8
     for (int e = threadIdx.x; e < n_rows * hd; e += blockDim.x) {
         int r = e / hd, d = e % hd;
         Qs[r * hd + d] = p.q[(node0 + r / G) * q_row + (int64_t)(hk * G + r % G) * hd + d];
@@ -86,10 +88,24 @@ __global__ void __launch_bounds__(PREFIX_WARPS * 32) attn_prefix_kernel(stree_at
     for (int t0 = begin; t0 < end; t0 += ATTN_TILE) {
         int nt = min(ATTN_TILE, end - t0);
         __syncthreads(); /* Qs is written / the previous tile is consumed */
-        for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
-            int t = e / hd, d = e % hd;
-            Ks[t * (hd + 1) + d] = p.k_cache[(t0 + t) * kv_row + kv_off + d];
-            Vs[t * hd + d] = p.v_cache[(t0 + t) * kv_row + kv_off + d];
+        if (hd % 4 == 0) { /* 16-byte loads, 8 in flight per thread */
+            int hd4 = hd / 4;
+#pragma unroll 8
+            for (int e = threadIdx.x; e < nt * hd4; e += blockDim.x) {
+                int t = e / hd4, d = 4 * (e % hd4);
+                float4 kv = *reinterpret_cast<const float4 *>(p.k_cache + (t0 + t) * kv_row + kv_off + d);
+                float4 vv = *reinterpret_cast<const float4 *>(p.v_cache + (t0 + t) * kv_row + kv_off + d);
+                float *kd = Ks + t * (hd + 1) + d;
+                kd[0] = kv.x, kd[1] = kv.y, kd[2] = kv.z, kd[3] = kv.w;
+                *reinterpret_cast<float4 *>(Vs + t * hd + d) = vv;
+            }
+        } else {
+#pragma unroll 8
+            for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
+                int t = e / hd, d = e % hd;
+                Ks[t * (hd + 1) + d] = p.k_cache[(t0 + t) * kv_row + kv_off + d];
+                Vs[t * hd + d] = p.v_cache[(t0 + t) * kv_row + kv_off + d];
+            }
         }
         __syncthreads();
 #pragma unroll
@@ -150,7 +166,10 @@ __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials)
     __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
     int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-    if (threadIdx.x == 0) {
+    if (p.tree.depth[i] == i) { /* a chain from the root (prefill): the path is i, i-1, .., 0 */
+        for (int t = threadIdx.x; t <= i; t += blockDim.x) path[t] = i - t;
+        if (threadIdx.x == 0) n_path = i + 1;
+    } else if (threadIdx.x == 0) {
         int n = 0;
         for (int j = i; j >= 0; j = p.tree.parent[j]) path[n++] = j;
         n_path = n;

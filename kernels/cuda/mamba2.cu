@@ -53,7 +53,12 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
     int i = blockIdx.y, h = blockIdx.x * blockDim.x + threadIdx.x;
     if (h >= p.n_heads) return;
     float A = -expf(p.A_log[h]), c = 0.0f;
-    for (int j = i; j >= 0; j = p.tree.parent[j]) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+    if (p.tree.depth[i] == i) { /* a chain from the root: independent loads, in flight together */
+#pragma unroll 8
+        for (int j = i; j >= 0; j--) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+    } else {
+        for (int j = i; j >= 0; j = p.tree.parent[j]) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+    }
     p.c[(int64_t)i * p.n_heads + h] = c;
 }
 
@@ -79,6 +84,8 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
     int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
     int n_here = p.tree.n - i0 < SCAN_NODES ? p.tree.n - i0 : SCAN_NODES;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    bool vec4 = ((conv_dim | d_inner | N) & 3) == 0; /* B rows as 16-byte loads */
+#pragma unroll
     for (int e = threadIdx.x; e < SCAN_NODES * MAX_STATE; e += blockDim.x) { /* zero past N and n_here */
         int k = e / MAX_STATE, n = e % MAX_STATE;
         C[k][n] = k < n_here && n < N ? p.xbc[(int64_t)(i0 + k) * conv_dim + d_inner + G * N + g * N + n] : 0.0f;
@@ -130,30 +137,46 @@ __global__ void __launch_bounds__(256) scan_kernel(stree_mamba2_scan_params p) {
         if (total == 0) break;
         if (threadIdx.x < n_here) { /* each node lists its next ancestors, nearest first */
             int k = threadIdx.x, j = cursor[k];
-            for (int q = off[k]; q < off[k + 1]; q++) {
-                pair_j[q] = j;
-                coef[q] = p.dt[(int64_t)j * H + h];
-                c_pair[q] = p.c[(int64_t)j * H + h];
-                j = p.tree.parent[j];
+            if (p.tree.depth[i0 + k] == i0 + k) { /* a chain from the root: j, j-1, ... */
+                for (int q = off[k]; q < off[k + 1]; q++) pair_j[q] = j--;
+            } else {
+                for (int q = off[k]; q < off[k + 1]; q++) {
+                    pair_j[q] = j;
+                    j = p.tree.parent[j];
+                }
             }
             cursor[k] = j;
             remaining[k] -= off[k + 1] - off[k];
         }
         __syncthreads();
-        for (int q = warp; q < total; q += n_warps) {
+#pragma unroll 4
+        for (int q = threadIdx.x; q < total; q += blockDim.x) { /* the pairs' decays, gathered in parallel */
+            int j = pair_j[q];
+            coef[q] = p.dt[(int64_t)j * H + h];
+            c_pair[q] = p.c[(int64_t)j * H + h];
+        }
+        __syncthreads();
+        for (int q = threadIdx.x; q < total; q += blockDim.x) { /* a thread per pair: C_i . B_j */
             int k = 0;
             while (off[k + 1] <= q) k++;
-            int j = pair_j[q];
-            const float *B_j = p.xbc + (int64_t)j * conv_dim + d_inner + g * N;
-            float part = 0.0f;
-            for (int n = lane; n < N; n += 32) part += C[k][n] * B_j[n];
-            float cb = warp_sum(part);
-            if (lane == 0) coef[q] = __expf(c_node[k] - c_pair[q]) * coef[q] * cb;
+            const float *B_j = p.xbc + (int64_t)pair_j[q] * conv_dim + d_inner + g * N;
+            float cb = 0.0f;
+            if (vec4) {
+#pragma unroll 8
+                for (int n = 0; n < N; n += 4) {
+                    float4 b = __ldg(reinterpret_cast<const float4 *>(B_j + n));
+                    cb += C[k][n] * b.x + C[k][n + 1] * b.y + C[k][n + 2] * b.z + C[k][n + 3] * b.w;
+                }
+            } else {
+                for (int n = 0; n < N; n++) cb += C[k][n] * B_j[n];
+            }
+            coef[q] = __expf(c_node[k] - c_pair[q]) * coef[q] * cb;
         }
         __syncthreads();
         for (int e = threadIdx.x; e < n_here * P; e += blockDim.x) {
             int k = e / P, pp = e % P;
             float y = 0.0f;
+#pragma unroll 4
             for (int q = off[k]; q < off[k + 1]; q++) y += coef[q] * p.xbc[(int64_t)pair_j[q] * conv_dim + h * P + pp];
             ys[k][pp] += y;
         }
