@@ -76,9 +76,15 @@ def log(*a):
 # Mamba-2 SSD chunk scan with matmuls (same signature and math as gmh.mamba2_chunk_scan)
 # ---------------------------------------------------------------------------------------------
 
-def ssd_chunk_scan(hidden_states, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_states=None,
-                   dt_softplus=False, dt_limit=(0.0, float("inf")), return_final_states=False, z=None,
-                   **kwargs):
+def ssd_chunk_scan(hidden_states, *args, **kwargs):
+    # fp32 (TF32 on GPU) like transformers' reference, also under bf16 autocast
+    with torch.autocast(hidden_states.device.type, enabled=False):
+        return _ssd_chunk_scan(hidden_states, *args, **kwargs)
+
+
+def _ssd_chunk_scan(hidden_states, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_states=None,
+                    dt_softplus=False, dt_limit=(0.0, float("inf")), return_final_states=False, z=None,
+                    **kwargs):
     bsz, T, h, p = hidden_states.shape
     g, n = B.shape[2], B.shape[3]
     if dt_bias is not None:
