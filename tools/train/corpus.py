@@ -44,13 +44,13 @@ GENERATOR = "tools/train/corpus.py v1"
 # name -> pinned version, licence summary (full text: the package's copyright file, copied to
 # tools/train/licenses/ by --licenses).
 PACKAGES = {
-    "linux-source-6.1": ("6.1.192-3", "GPL-2.0-only WITH Linux-syscall-note (Linux kernel sources)"),
+    "linux-source-6.1": ("6.1.192-3", "GPL-2.0 (Linux kernel sources; per-file SPDX tags, mostly GPL-2.0-only)"),
     "linux-doc-6.1": ("6.1.192-3", "GPL-2.0-only (Linux kernel documentation)"),
     "golang-1.19-src": ("1.19.8-2", "BSD-3-Clause (Go standard library)"),
     "libpython3.11-minimal": ("3.11.2-6+deb12u9", "PSF-2.0 (Python standard library)"),
     "libpython3.11-stdlib": ("3.11.2-6+deb12u9", "PSF-2.0 (Python standard library)"),
     "python3.11-doc": ("3.11.2-6+deb12u9", "PSF-2.0 (Python documentation)"),
-    "dict-gcide": ("0.48.5+nmu2", "GPL-3.0-or-later (GCIDE dictionary, from Webster 1913 + WordNet)"),
+    "dict-gcide": ("0.48.5+nmu2", "GPL-2.0-or-later (GCIDE dictionary, from Webster 1913 + WordNet)"),
 }
 
 # source -> (domain, raw byte cap). Caps were set so that the xz total is ~27.5 MiB.

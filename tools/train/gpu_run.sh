@@ -23,7 +23,7 @@ t0=$(date +%s)
 } > "$OUT/prep.log" 2>&1 || { echo "prep failed (see prep.log)"; tail -20 "$OUT/prep.log"; exit 1; }
 echo "prep done in $(( $(date +%s) - t0 )) s"
 python3 tools/train/train.py --arch target --data "$work/tok" --out "$work/models/demo-hybrid-13m" \
-  --time-budget "$budget" --batch 64 --seq 512 --lr 2e-3 $extra > "$OUT/target.log" 2>&1 &
+  --time-budget "$budget" --batch 64 --seq 512 --lr 1.5e-3 $extra > "$OUT/target.log" 2>&1 &
 pt=$!
 python3 tools/train/train.py --arch draft --data "$work/tok" --out "$work/models/demo-llama-2m" \
   --time-budget "$budget" --batch 64 --seq 512 --lr 3e-3 $extra > "$OUT/draft.log" 2>&1 &

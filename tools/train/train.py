@@ -243,7 +243,7 @@ def main():
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seq", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=0.0, help="peak; default 2e-3 target, 3e-3 draft")
+    ap.add_argument("--lr", type=float, default=0.0, help="peak; default 1.5e-3 target, 3e-3 draft")
     ap.add_argument("--min-lr-frac", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=200, help="steps")
     ap.add_argument("--wd", type=float, default=0.1)
@@ -268,7 +268,7 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     gmh.mamba2_chunk_scan = ssd_chunk_scan  # training-time speed only; see the header
-    lr = args.lr or (2e-3 if args.arch == "target" else 3e-3)
+    lr = args.lr or (1.5e-3 if args.arch == "target" else 3e-3)
 
     meta = json.load(open(os.path.join(args.data, "meta.json")))
     train = torch.from_numpy(np.load(os.path.join(args.data, "train.npy")).astype(np.int32))
