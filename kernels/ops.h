@@ -150,7 +150,12 @@ typedef struct stree_commit_all_params {
     const int32_t *path;                     /* [len] node ids, path[0] = 0 */
     const int32_t *len;                      /* [1] */
     const int32_t *n_past;                   /* [1]: KV rows go to n_past .. n_past + len - 1 */
-    int32_t max_d_state, max_conv_k;         /* largest shapes among the descriptors (host-checked) */
+    int32_t max_len;                         /* len <= max_len */
+    /* set from the descriptors by the caller: work sizes (the CUDA grid) and shape limits */
+    const int32_t *item_start;               /* [2 (n_mamba + 1)] backend memory: running sums of
+                                              * n_heads, then of ceil(channels / 256), from 0 */
+    int32_t n_ssm_items, n_conv_items;       /* the two totals */
+    int32_t max_d_state, max_conv_k, max_head_dim;
 } stree_commit_all_params;
 
 typedef struct stree_ffn_act_params {

@@ -56,8 +56,9 @@ static int build_commit_all(stree_state *s) {
     stree_mamba2_commit_params *mamba = calloc((size_t)nm + 1, sizeof *mamba);
     stree_conv_commit_params *conv = calloc((size_t)nm + 1, sizeof *conv);
     stree_kv_commit_params *kv = calloc((size_t)na + 1, sizeof *kv);
+    int32_t *starts = calloc(2 * ((size_t)nm + 1), sizeof *starts);
     stree_commit_all_params *p = &s->commit_all;
-    int ok = mamba && conv && kv;
+    int ok = mamba && conv && kv && starts;
     for (int32_t li = 0; ok && li < d->n_layers; li++) {
         const stree_layer_desc *l = &d->layers[li];
         if (l->has_mamba2) {
@@ -71,6 +72,9 @@ static int build_commit_all(stree_state *s) {
                                                   .channels = md->conv_dim, .k = md->d_conv};
             p->max_d_state = max_i(p->max_d_state, md->d_state);
             p->max_conv_k = max_i(p->max_conv_k, md->d_conv);
+            p->max_head_dim = max_i(p->max_head_dim, md->head_dim);
+            starts[mi + 1] = md->n_heads;                       /* summed below */
+            starts[nm + 1 + mi + 1] = (md->conv_dim + 255) / 256;
         }
         if (l->has_attention) {
             int32_t ai = l->attn_index;
@@ -80,16 +84,24 @@ static int build_commit_all(stree_state *s) {
         }
     }
     if (ok) {
+        for (int32_t l = 0; l < nm; l++) {
+            starts[l + 1] += starts[l];
+            starts[nm + 1 + l + 1] += starts[nm + 1 + l];
+        }
+        p->n_ssm_items = starts[nm], p->n_conv_items = starts[2 * nm + 1];
         size_t bm = ((size_t)nm + 1) * sizeof *mamba, bc = ((size_t)nm + 1) * sizeof *conv;
-        size_t bk = ((size_t)na + 1) * sizeof *kv;
-        void *dm = ops->alloc(bm), *dc = ops->alloc(bc), *dk = ops->alloc(bk);
-        p->mamba = dm, p->conv = dc, p->kv = dk; /* freed with the state, also on failure */
-        ok = dm && dc && dk;
-        if (ok) ops->upload(dm, mamba, bm), ops->upload(dc, conv, bc), ops->upload(dk, kv, bk);
-        p->n_mamba = nm, p->n_attn = na;
+        size_t bk = ((size_t)na + 1) * sizeof *kv, bs = 2 * ((size_t)nm + 1) * sizeof *starts;
+        void *dm = ops->alloc(bm), *dc = ops->alloc(bc), *dk = ops->alloc(bk), *ds = ops->alloc(bs);
+        p->mamba = dm, p->conv = dc, p->kv = dk, p->item_start = ds; /* freed with the state */
+        ok = dm && dc && dk && ds;
+        if (ok) {
+            ops->upload(dm, mamba, bm), ops->upload(dc, conv, bc);
+            ops->upload(dk, kv, bk), ops->upload(ds, starts, bs);
+        }
+        p->n_mamba = nm, p->n_attn = na, p->max_len = s->max_nodes;
         p->path = s->ws.path, p->len = s->ws.commit_io, p->n_past = s->ws.n_past;
     }
-    free(mamba), free(conv), free(kv);
+    free(mamba), free(conv), free(kv), free(starts);
     return ok;
 }
 
@@ -177,6 +189,7 @@ void stree_state_free(stree_state *s) {
     if (s->commit_all.mamba) s->model->ops->free((void *)s->commit_all.mamba);
     if (s->commit_all.conv) s->model->ops->free((void *)s->commit_all.conv);
     if (s->commit_all.kv) s->model->ops->free((void *)s->commit_all.kv);
+    if (s->commit_all.item_start) s->model->ops->free((void *)s->commit_all.item_start);
     const stree_model_desc *d = &s->model->desc;
     const stree_ops *ops = s->model->ops;
     free_rows(ops, s->k_cache, d->n_attn_layers);

@@ -300,6 +300,31 @@ Test(cuda_ops, mamba2_tree_ops) {
     check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain: several rounds of (node, ancestor) pairs */
 }
 
+/* top-k over real vocabulary sizes (several slices per row), ties planted across slices */
+Test(cuda_ops, topk_large_vocab) {
+    static const int32_t cases[][3] = {{1, 131072, 1}, {3, 151936, 8}, {2, 2049, 16}}; /* n, V, k */
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int32_t n = cases[c][0], V = cases[c][1], k = cases[c][2];
+        float *lg = rnd((size_t)n * V, 4.0f), *logp = malloc((size_t)n * k * 4);
+        int32_t *idx = malloc((size_t)n * k * 4), *got = malloc((size_t)n * k * 4);
+        for (int32_t i = 0; i < n; i++) /* equal maxima in different slices: the lower index wins */
+            lg[(size_t)i * V + V - 1] = lg[(size_t)i * V + 5] = lg[(size_t)i * V + V / 2] = 9.0f;
+        stree_topk_params tp = {.x = lg, .idx = idx, .logp = logp, .n = n, .vocab = V, .k = k};
+        stree_cpu_topk(&tp);
+        float *dlg = dev(lg, (size_t)n * V * 4), *dlogp = poisoned((size_t)n * k);
+        int32_t *didx = G->alloc((size_t)n * k * 4);
+        stree_topk_params tq = tp;
+        tq.x = dlg, tq.idx = didx, tq.logp = dlogp;
+        G->topk(&tq);
+        G->download(got, didx, (size_t)n * k * 4);
+        for (int32_t i = 0; i < n * k; i++)
+            cr_expect_eq(got[i], idx[i], "topk V=%d k=%d entry %d: %d vs %d", V, k, i, got[i], idx[i]);
+        expect_close("topk logp (large vocabulary)", dlogp, logp, (size_t)n * k, 1e-5);
+        G->free(dlg), G->free(dlogp), G->free(didx);
+        free(lg), free(logp), free(idx), free(got);
+    }
+}
+
 /* commit_all (one launch for every layer) against the CPU's per-layer commits: two Mamba-2 layers of
  * different shapes and two attention layers, a random root-to-node path of a 40-node tree */
 Test(cuda_ops, commit_all) {
@@ -347,14 +372,23 @@ Test(cuda_ops, commit_all) {
         devs[nd++] = dk[l].k_cache, devs[nd++] = dk[l].v_cache, devs[nd++] = (void *)dk[l].k_tree;
         devs[nd++] = (void *)dk[l].v_tree;
     }
+    int32_t starts[2 * (NM + 1)] = {0};
+    for (int l = 0; l < NM; l++) {
+        starts[l + 1] = starts[l] + hm[l].n_heads;
+        starts[NM + 2 + l] = starts[NM + 1 + l] + (hc[l].channels + 255) / 256;
+    }
     stree_commit_all_params hp = {.mamba = hm, .conv = hc, .kv = hk, .n_mamba = NM, .n_attn = NA, .path = path,
-                                  .len = &len, .n_past = &n_past, .max_d_state = 128, .max_conv_k = 4};
+                                  .len = &len, .n_past = &n_past, .max_len = NT, .item_start = starts,
+                                  .n_ssm_items = starts[NM], .n_conv_items = starts[2 * NM + 1],
+                                  .max_d_state = 128, .max_conv_k = 4, .max_head_dim = 64};
     stree_cpu_commit_all(&hp);
     stree_commit_all_params dp = hp;
     dp.mamba = dev(dm, sizeof dm), dp.conv = dev(dc, sizeof dc), dp.kv = dev(dk, sizeof dk);
     dp.path = dev(path, (size_t)len * 4), dp.len = dev(&len, 4), dp.n_past = dev(&n_past, 4);
+    dp.item_start = dev(starts, sizeof starts);
     devs[nd++] = (void *)dp.mamba, devs[nd++] = (void *)dp.conv, devs[nd++] = (void *)dp.kv;
     devs[nd++] = (void *)dp.path, devs[nd++] = (void *)dp.len, devs[nd++] = (void *)dp.n_past;
+    devs[nd++] = (void *)dp.item_start;
     G->commit_all(&dp);
     for (int l = 0; l < NM; l++) {
         size_t ns = (size_t)hm[l].n_heads * hm[l].head_dim * hm[l].d_state;

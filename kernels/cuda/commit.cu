@@ -4,44 +4,40 @@
 
 #define MAX_CONV 16
 #define MAX_STATE 256
-#define COMMIT_ROWS 8   /* state rows (head-dim elements) per work item */
+#define MAX_HEAD_P 256
+#define COMMIT_ROWS 8   /* state rows per block of the per-layer op */
 #define COMMIT_CHUNK 16 /* path entries staged at a time */
 #define COMMIT_THREADS 256
 #define CONV_CHANNELS 256 /* channels per conv work item */
 
 struct commit_smem {
     float Bs[COMMIT_CHUNK][MAX_STATE];
-    float xs[COMMIT_CHUNK][COMMIT_ROWS];
+    float xs[COMMIT_CHUNK][MAX_HEAD_P];
     float coef[COMMIT_CHUNK];
 };
 
-// Work item (head h, state rows p0 .. p0 + COMMIT_ROWS): thread per state element (p, n),
+// Work item (head h, state rows p0 .. p0 + rows): thread per state element (p, n),
 // S = e^{c_last} S + sum_k e^{c_last - c_k} dt_k x_k[p] B_k[n]. The per-path-entry coefficients and
-// B / x rows are staged in shared memory COMMIT_CHUNK entries at a time; the state is read and
-// written once.
+// the B / x rows are staged in shared memory COMMIT_CHUNK entries at a time (loads unrolled so they
+// are in flight together) and serve every row group of the item; with a path of up to COMMIT_CHUNK
+// entries the state is read and written once.
 __device__ void mamba2_commit_item(const stree_mamba2_commit_params &p, const int32_t *path, int len, int h,
-                                   int p0, commit_smem &sm) {
+                                   int p0, int rows, commit_smem &sm) {
     int H = p.n_heads, P = p.head_dim, N = p.d_state, G = p.n_groups;
-    int rows = P - p0 < COMMIT_ROWS ? P - p0 : COMMIT_ROWS;
     int d_inner = H * P, conv_dim = d_inner + 2 * G * N, g = h / (H / G);
     float c_last = p.c[(int64_t)path[len - 1] * H + h];
     float *S = p.state + ((int64_t)h * P + p0) * N;
-    const int per_thread = COMMIT_ROWS * MAX_STATE / COMMIT_THREADS;
-    float s[per_thread];
-    float decay = __expf(c_last);
-#pragma unroll
-    for (int q = 0; q < per_thread; q++) {
-        int e = threadIdx.x + COMMIT_THREADS * q;
-        s[q] = e < rows * N ? S[e] * decay : 0.0f;
-    }
+    int n_elems = rows * N;
     for (int t0 = 0; t0 < len; t0 += COMMIT_CHUNK) {
         int nt = len - t0 < COMMIT_CHUNK ? len - t0 : COMMIT_CHUNK;
         __syncthreads(); /* the previous chunk (or work item) is consumed */
-        for (int e = threadIdx.x; e < nt * N; e += blockDim.x) {
+#pragma unroll 8
+        for (int e = threadIdx.x; e < nt * N; e += COMMIT_THREADS) {
             int t = e / N, n = e % N;
             sm.Bs[t][n] = p.xbc[(int64_t)path[t0 + t] * conv_dim + d_inner + g * N + n];
         }
-        for (int e = threadIdx.x; e < nt * rows; e += blockDim.x) {
+#pragma unroll 4
+        for (int e = threadIdx.x; e < nt * rows; e += COMMIT_THREADS) {
             int t = e / rows, r = e % rows;
             sm.xs[t][r] = p.xbc[(int64_t)path[t0 + t] * conv_dim + h * P + p0 + r];
         }
@@ -50,21 +46,14 @@ __device__ void mamba2_commit_item(const stree_mamba2_commit_params &p, const in
             sm.coef[threadIdx.x] = __expf(c_last - p.c[(int64_t)j * H + h]) * p.dt[(int64_t)j * H + h];
         }
         __syncthreads();
-#pragma unroll
-        for (int q = 0; q < per_thread; q++) {
-            int e = threadIdx.x + COMMIT_THREADS * q;
-            if (e < rows * N) {
-                int r = e / N, n = e % N;
-                float acc = s[q];
-                for (int t = 0; t < nt; t++) acc += sm.coef[t] * sm.xs[t][r] * sm.Bs[t][n];
-                s[q] = acc;
-            }
+        float decay = t0 == 0 ? __expf(c_last) : 1.0f;
+#pragma unroll 4
+        for (int e = threadIdx.x; e < n_elems; e += COMMIT_THREADS) {
+            int r = e / N, n = e % N;
+            float acc = S[e] * decay;
+            for (int t = 0; t < nt; t++) acc += sm.coef[t] * sm.xs[t][r] * sm.Bs[t][n];
+            S[e] = acc;
         }
-    }
-#pragma unroll
-    for (int q = 0; q < per_thread; q++) {
-        int e = threadIdx.x + COMMIT_THREADS * q;
-        if (e < rows * N) S[e] = s[q];
     }
 }
 
@@ -91,9 +80,10 @@ __device__ void kv_commit_item(const stree_kv_commit_params &p, const int32_t *p
     }
 }
 
-static bool commit_shapes_ok(int d_state, int conv_k) {
-    if (d_state > MAX_STATE) {
-        stree_cuda_note("Mamba-2 state size above 256 is not supported by the CUDA backend", __FILE__, __LINE__);
+static bool commit_shapes_ok(int d_state, int conv_k, int head_dim) {
+    if (d_state > MAX_STATE || head_dim > MAX_HEAD_P) {
+        stree_cuda_note("Mamba-2 state size or head dim above 256 is not supported by the CUDA backend", __FILE__,
+                        __LINE__);
         return false;
     }
     if (conv_k > MAX_CONV) {
@@ -105,11 +95,12 @@ static bool commit_shapes_ok(int d_state, int conv_k) {
 
 __global__ void __launch_bounds__(COMMIT_THREADS) mamba2_commit_kernel(stree_mamba2_commit_params p) {
     __shared__ commit_smem sm;
-    mamba2_commit_item(p, p.path, p.len, blockIdx.x, blockIdx.y * COMMIT_ROWS, sm);
+    int p0 = blockIdx.y * COMMIT_ROWS;
+    mamba2_commit_item(p, p.path, p.len, blockIdx.x, p0, min(COMMIT_ROWS, p.head_dim - p0), sm);
 }
 
 extern "C" void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p) {
-    if (!commit_shapes_ok(p->d_state, 1)) return;
+    if (!commit_shapes_ok(p->d_state, 1, p->head_dim)) return;
     dim3 grid(p->n_heads, ceil_div(p->head_dim, COMMIT_ROWS));
     mamba2_commit_kernel<<<grid, COMMIT_THREADS, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
@@ -120,7 +111,7 @@ __global__ void conv_commit_kernel(stree_conv_commit_params p) {
 }
 
 extern "C" void stree_cuda_conv_commit(const stree_conv_commit_params *p) {
-    if (!commit_shapes_ok(1, p->k)) return;
+    if (!commit_shapes_ok(1, p->k, 1)) return;
     conv_commit_kernel<<<ceil_div(p->channels, CONV_CHANNELS), CONV_CHANNELS, 0, stree_cuda_stream()>>>(*p);
     LAUNCHED();
 }
@@ -132,57 +123,46 @@ extern "C" void stree_cuda_kv_commit(const stree_kv_commit_params *p) {
     LAUNCHED();
 }
 
-// Every layer's commit: blocks stride over the work items of all layers (SSM items, then conv, then
-// KV rows), counted from the descriptors in device memory, so one launch (and one captured graph)
-// serves any path length.
-__global__ void __launch_bounds__(COMMIT_THREADS) commit_all_kernel(stree_commit_all_params p) {
+// Every layer's commit in one launch: a block per work item — (SSM layer, head) with all its state
+// rows, (SSM layer, CONV_CHANNELS channels) of the conv window, (attention layer, path entry) of KV
+// rows. The item counts are fixed per state (the host sets the grid); len and n_past are read from
+// device memory, so one captured graph serves every path length (items past len exit).
+#define COMMIT_MAX_LAYERS 256
+__global__ void __launch_bounds__(COMMIT_THREADS) commit_all_kernel(stree_commit_all_params p, int max_len) {
     __shared__ commit_smem sm;
-    int len = *p.len, n_past = *p.n_past;
-    int64_t ssm_items = 0, conv_items = 0;
-    for (int l = 0; l < p.n_mamba; l++) {
-        ssm_items += (int64_t)p.mamba[l].n_heads * ceil_div(p.mamba[l].head_dim, COMMIT_ROWS);
-        conv_items += ceil_div(p.conv[l].channels, CONV_CHANNELS);
+    __shared__ int ssm_start[COMMIT_MAX_LAYERS + 1], conv_start[COMMIT_MAX_LAYERS + 1];
+    for (int l = threadIdx.x; l <= p.n_mamba; l += blockDim.x) { /* one parallel load of the offsets */
+        ssm_start[l] = p.item_start[l];
+        conv_start[l] = p.item_start[p.n_mamba + 1 + l];
     }
-    int64_t total = ssm_items + conv_items + (int64_t)p.n_attn * len;
-    for (int64_t w = blockIdx.x; w < total; w += gridDim.x) {
-        int64_t r = w;
-        if (r < ssm_items) {
-            int l = 0;
-            for (;; l++) {
-                int64_t here = (int64_t)p.mamba[l].n_heads * ceil_div(p.mamba[l].head_dim, COMMIT_ROWS);
-                if (r < here) break;
-                r -= here;
-            }
-            int chunks = ceil_div(p.mamba[l].head_dim, COMMIT_ROWS);
-            mamba2_commit_item(p.mamba[l], p.path, len, (int)(r / chunks), (int)(r % chunks) * COMMIT_ROWS, sm);
-            continue;
-        }
-        r -= ssm_items;
-        if (r < conv_items) {
-            int l = 0;
-            for (;; l++) {
-                int64_t here = ceil_div(p.conv[l].channels, CONV_CHANNELS);
-                if (r < here) break;
-                r -= here;
-            }
-            conv_commit_item(p.conv[l], p.path, len, (int)r * CONV_CHANNELS);
-            continue;
-        }
-        r -= conv_items;
-        kv_commit_item(p.kv[r / len], p.path, n_past, (int)(r % len));
+    __syncthreads();
+    int len = *p.len, r = blockIdx.x;
+    int ssm_items = ssm_start[p.n_mamba], conv_items = conv_start[p.n_mamba];
+    if (r < ssm_items) {
+        int l = 0;
+        while (ssm_start[l + 1] <= r) l++;
+        mamba2_commit_item(p.mamba[l], p.path, len, r - ssm_start[l], 0, p.mamba[l].head_dim, sm);
+        return;
     }
+    r -= ssm_items;
+    if (r < conv_items) {
+        int l = 0;
+        while (conv_start[l + 1] <= r) l++;
+        conv_commit_item(p.conv[l], p.path, len, (r - conv_start[l]) * CONV_CHANNELS);
+        return;
+    }
+    r -= conv_items;
+    if (r / max_len < p.n_attn && r % max_len < len) kv_commit_item(p.kv[r / max_len], p.path, *p.n_past, r % max_len);
 }
 
 extern "C" void stree_cuda_commit_all(const stree_commit_all_params *p) {
-    if (!commit_shapes_ok(p->max_d_state, p->max_conv_k)) return;
-    static int sms;
-    if (!sms) { /* queried once, before any capture (the first commit runs eagerly) */
-        int dev = 0;
-        CUDA_OK(cudaGetDevice(&dev));
-        CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        if (sms <= 0) sms = 132;
+    if (!commit_shapes_ok(p->max_d_state, p->max_conv_k, p->max_head_dim)) return;
+    if (p->n_mamba > COMMIT_MAX_LAYERS) {
+        stree_cuda_note("more than 256 Mamba-2 layers are not supported by commit_all", __FILE__, __LINE__);
+        return;
     }
-    int blocks = sms * 8; /* a full device; each block loops over work items */
-    commit_all_kernel<<<blocks, COMMIT_THREADS, 0, stree_cuda_stream()>>>(*p);
+    int blocks = p->n_ssm_items + p->n_conv_items + p->n_attn * p->max_len;
+    if (blocks <= 0) return;
+    commit_all_kernel<<<blocks, COMMIT_THREADS, 0, stree_cuda_stream()>>>(*p, p->max_len > 0 ? p->max_len : 1);
     LAUNCHED();
 }
