@@ -55,13 +55,15 @@ static void usage_generate(FILE *f) {
             "  --temperature T    sample (T > 0; default 0 = greedy); also --top-k K, --top-p P,\n"
             "                     --min-p P, --repetition-penalty R, --seed S\n"
             "  --target-only      with sampling: the target-only acceptance rule for every drafter\n"
-            "                     (default: speculative sampling for sampled draft-model trees)\n");
+            "                     (default: speculative sampling for sampled draft-model trees)\n"
+            "  --compare-ar       then generate the same tokens autoregressively and print the\n"
+            "                     measured speedup (and, when greedy, whether the outputs match)\n");
 }
 
 typedef struct cli_args {
     const char *model, *tokens, *out, *draft, *tree_file, *prompt, *prompt_file, *tokenizer, *text, *text_file, *ids_arg;
     int32_t json;
-    int32_t ngram, self_draft, chain, dyn[3], target_only;
+    int32_t ngram, self_draft, chain, dyn[3], target_only, compare_ar;
     stree_sampling_params sampling;
     int32_t max_new, n_ctx, ids, stop_at_eos;
     stree_backend backend;
@@ -123,6 +125,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
         if (!strcmp(f, "--no-eos") || !strcmp(f, "--no-special")) { a->stop_at_eos = 0; continue; }
         if (!strcmp(f, "--self-draft")) { a->self_draft = 1; continue; }
         if (!strcmp(f, "--target-only")) { a->target_only = 1; continue; }
+        if (!strcmp(f, "--compare-ar")) { a->compare_ar = 1; continue; }
         if (!v) {
             fprintf(stderr, "stree: unknown option or missing value: %s\n", f);
             return -1;
@@ -317,6 +320,37 @@ static int print_token_text(int32_t token, void *user) {
     return 0;
 }
 
+/* The same generation without a drafter, timed the same way: the speedup of this run, measured. */
+static int compare_with_ar(const cli_args *a, const loaded *l, const int32_t *ids, int32_t n, const int32_t *spec,
+                           int32_t n_spec, double spec_s) {
+    stree_engine_params ep = stree_engine_default_params();
+    int32_t need = n + a->max_new + 300;
+    ep.n_ctx = a->n_ctx > 0 ? a->n_ctx : (need > ep.n_ctx ? need : ep.n_ctx);
+    ep.sampling = a->sampling;
+    stree_engine *e = NULL;
+    stree_seq *seq = NULL;
+    int32_t *out = malloc(((size_t)a->max_new + 1) * sizeof *out), n_out = 0;
+    stree_status s = out ? stree_engine_create(l->target, ep, &e) : STREE_ERR_OUT_OF_MEMORY;
+    if (s == STREE_OK) s = stree_seq_create(e, &seq);
+    double t0 = now_s();
+    if (s == STREE_OK) s = stree_seq_generate(seq, ids, n, n_spec, 0, out, &n_out, NULL, NULL);
+    double dt = now_s() - t0;
+    int rc = s == STREE_OK ? 0 : fail("the autoregressive comparison", s);
+    if (!rc) {
+        int same = n_out == n_spec && !memcmp(out, spec, (size_t)n_out * sizeof *out);
+        double spec_tps = spec_s > 0 ? n_spec / spec_s : 0.0, ar_tps = dt > 0 ? n_out / dt : 0.0;
+        fprintf(stderr, "stree: autoregressive: %d tokens in %.3f s (%.1f tokens/s); tree-speculative speedup %.2fx%s\n",
+                n_out, dt, ar_tps, ar_tps > 0 ? spec_tps / ar_tps : 0.0,
+                a->sampling.temperature > 0 ? " (sampled: outputs differ by design)"
+                                            : same ? "; outputs identical" : "; OUTPUTS DIFFER");
+        if (a->sampling.temperature <= 0 && !same) rc = 1;
+    }
+    stree_seq_free(seq);
+    stree_engine_free(e);
+    free(out);
+    return rc;
+}
+
 static int cmd_generate(const cli_args *a) {
     int text_prompt = a->prompt || a->prompt_file;
     if (!a->model || (!a->tokens && !text_prompt) || (a->tokens && text_prompt)) {
@@ -345,6 +379,7 @@ static int cmd_generate(const cli_args *a) {
     loaded l = {0};
     int rc = load(a, &l, n);
     int32_t *out = NULL, n_out = 0;
+    double spec_s = 0.0;
     stream_ctx sc = {0};
     if (!rc && want_text && stree_text_stream_create(tok, 1, &sc.ts) != STREE_OK) rc = fail("text stream", STREE_ERR_OUT_OF_MEMORY);
     if (!rc) {
@@ -354,6 +389,7 @@ static int cmd_generate(const cli_args *a) {
                                                   want_text ? print_token_text : NULL, &sc)
                              : STREE_ERR_OUT_OF_MEMORY;
         double dt = now_s() - t0;
+        spec_s = dt;
         if (s != STREE_OK) rc = fail("generation", s);
         if (want_text) {
             const char *tail = "";
@@ -385,6 +421,7 @@ static int cmd_generate(const cli_args *a) {
                     (long long)st.n_steps, per_step, accepted, (long long)st.n_drafted, (long long)st.n_accepted,
                     st.t_draft, st.t_verify, st.t_commit);
     }
+    if (!rc && a->compare_ar) rc = compare_with_ar(a, &l, ids, n, out, n_out, spec_s);
     stree_text_stream_free(sc.ts);
     stree_tokenizer_free(tok);
     free(out);
