@@ -36,6 +36,7 @@ typedef struct stree_matmul_params {
     int64_t ldx, ldy;
     float alpha;
     int32_t accumulate;
+    int32_t x_relu2;         /* 1: each x element enters as relu(x)^2 (the relu2 MLP's activation) */
 } stree_matmul_params;
 
 typedef struct stree_rmsnorm_params {
@@ -93,18 +94,13 @@ typedef struct stree_conv_tree_params {
     int64_t ldx;
 } stree_conv_tree_params;
 
-typedef struct stree_mamba2_dt_params {
-    const float *dt_raw;     /* [n, H], row stride ld */
-    const float *dt_bias;    /* [H] */
-    float *dt;               /* [n, H]: clamp(softplus(dt_raw + bias), dt_min, dt_max) */
-    int32_t n, n_heads;
-    int64_t ld;
-    float dt_min, dt_max;
-} stree_mamba2_dt_params;
-
 typedef struct stree_mamba2_scan_params {
     const float *xbc;        /* [n, conv_dim] post-conv: x [H*P] | B [G*N] | C [G*N] */
-    const float *dt;         /* [n, H] */
+    const float *dt_raw;     /* [n, H] pre-activation time steps, row stride ld_dt (in_proj output) */
+    int64_t ld_dt;
+    const float *dt_bias;    /* [H] */
+    float dt_min, dt_max;
+    float *dt;               /* [n, H] out: clamp(softplus(dt_raw + dt_bias), dt_min, dt_max) */
     const float *A_log;      /* [H] */
     const float *D;          /* [H] */
     const float *state;      /* [H, P, N] committed state (read only) */
@@ -325,7 +321,6 @@ typedef struct stree_ops {
     void (*rope)(const stree_rope_params *p);
     void (*attn_tree)(const stree_attn_tree_params *p);
     void (*conv_tree)(const stree_conv_tree_params *p);
-    void (*mamba2_dt)(const stree_mamba2_dt_params *p);
     void (*mamba2_scan_tree)(const stree_mamba2_scan_params *p);
     void (*mamba2_commit)(const stree_mamba2_commit_params *p);
     void (*conv_commit)(const stree_conv_commit_params *p);

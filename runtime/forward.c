@@ -68,11 +68,10 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
                                  .maybe_bias = w->maybe_conv_b, .out = xbc, .maybe_x_copy = xbc_pre, .tree = *tv,
                                  .channels = Cd, .k = md->d_conv, .ldx = md->in_proj_dim};
     ops->conv_tree(&cp);
-    stree_mamba2_dt_params dp = {.dt_raw = proj + I + Cd, .dt_bias = w->dt_bias, .dt = dt, .n = n, .n_heads = H,
-                                 .ld = md->in_proj_dim, .dt_min = md->dt_min, .dt_max = md->dt_max};
-    ops->mamba2_dt(&dp);
     float *y = ws->big2; /* [n, I] */
-    stree_mamba2_scan_params sp = {.xbc = xbc, .dt = dt, .A_log = w->A_log, .D = w->D,
+    stree_mamba2_scan_params sp = {.xbc = xbc, .dt_raw = proj + I + Cd, .ld_dt = md->in_proj_dim,
+                                   .dt_bias = w->dt_bias, .dt_min = md->dt_min, .dt_max = md->dt_max, .dt = dt,
+                                   .A_log = w->A_log, .D = w->D,
                                    .state = st->ssm_state[li], .c = c, .y = y, .tree = *tv, .n_heads = H,
                                    .head_dim = md->head_dim, .n_groups = md->n_groups, .d_state = md->d_state};
     ops->mamba2_scan_tree(&sp);
@@ -137,13 +136,20 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
     float *out = md->has_moe ? ws->acc : h;
     if (md->has_dense) {
         float *gate = ws->big, *up = ws->big2, *act = ws->big3;
+        float down_alpha = md->down_mult * (md->has_moe ? 1.0f : scale);
         if (md->dense_act == STREE_ACT_SILU) linear(ops, u, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
         linear(ops, u, D, w->up, NULL, up, md->d_ff, n, D, md->d_ff, 1.0f, 0);
-        stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = n, .d = md->d_ff, .ld = md->d_ff,
-                                   .act = md->dense_act, .gate_mult = md->gate_mult};
-        ops->ffn_act(&fp);
-        linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, md->down_mult * (md->has_moe ? 1.0f : scale),
-               !md->has_moe);
+        if (md->dense_act == STREE_ACT_RELU2) { /* relu(up)^2 is applied as the down projection reads it */
+            stree_matmul_params dp = {.x = up, .w = w->down, .wtype = ops->wtype, .y = out, .n = n, .k = md->d_ff,
+                                      .m = D, .ldx = md->d_ff, .ldy = D, .alpha = down_alpha,
+                                      .accumulate = !md->has_moe, .x_relu2 = 1};
+            ops->matmul(&dp);
+        } else {
+            stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = n, .d = md->d_ff, .ld = md->d_ff,
+                                       .act = md->dense_act, .gate_mult = md->gate_mult};
+            ops->ffn_act(&fp);
+            linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, down_alpha, !md->has_moe);
+        }
     } else {
         ops->zero(out, (size_t)n * (size_t)D * sizeof(float));
     }

@@ -11,7 +11,7 @@ static const stree_ops *inner;
 static double totals[STREE_PROF_N];
 static long counts[STREE_PROF_N];
 static const char *names[STREE_PROF_N] = {"matmul", "rmsnorm", "gated_norm", "rope", "attn_tree", "conv_tree",
-                                          "mamba2_dt", "mamba2_scan_tree", "mamba2_commit", "conv_commit",
+                                          "commit_all", "mamba2_scan_tree", "mamba2_commit", "conv_commit",
                                           "kv_commit", "ffn_act", "route", "embed", "axpby", "topk", "moe"};
 
 static double now(void) {
@@ -35,7 +35,7 @@ WRAP(gated_norm, 2, stree_gated_norm_params)
 WRAP(rope, 3, stree_rope_params)
 WRAP(attn_tree, 4, stree_attn_tree_params)
 WRAP(conv_tree, 5, stree_conv_tree_params)
-WRAP(mamba2_dt, 6, stree_mamba2_dt_params)
+WRAP(commit_all, 6, stree_commit_all_params)
 WRAP(mamba2_scan_tree, 7, stree_mamba2_scan_params)
 WRAP(mamba2_commit, 8, stree_mamba2_commit_params)
 WRAP(conv_commit, 9, stree_conv_commit_params)
@@ -61,7 +61,7 @@ const stree_ops *stree_profile_ops(const stree_ops *wrapped) {
     table.rope = prof_rope;
     table.attn_tree = prof_attn_tree;
     table.conv_tree = prof_conv_tree;
-    table.mamba2_dt = prof_mamba2_dt;
+    table.commit_all = prof_commit_all;
     table.mamba2_scan_tree = prof_mamba2_scan_tree;
     table.mamba2_commit = prof_mamba2_commit;
     table.conv_commit = prof_conv_commit;

@@ -82,7 +82,8 @@ Test(cuda_ops, matmul) {
                                        {1, 200, 96, 210, 100},  {3, 200, 96, 210, 100}, {7, 200, 96, 210, 100},
                                        {1, 200, 96, 208, 100},  {2, 264, 75, 264, 80},  {3, 200, 96, 208, 100},
                                        {5, 1032, 33, 1040, 40}, {8, 200, 96, 208, 97},  {4, 64, 8203, 64, 8203},
-                                       {8, 40, 8192, 48, 8200}, {12, 200, 96, 208, 100}};
+                                       {8, 40, 8192, 48, 8200}, {12, 200, 96, 208, 100}, {3, 264, 4100, 264, 4100},
+                                       {12, 72, 64, 72, 64}}; /* the last two also with relu(x)^2 inputs */
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         int32_t n = cases[t][0], k = cases[t][1], m = cases[t][2];
         int64_t ldx = cases[t][3], ldy = cases[t][4];
@@ -92,7 +93,11 @@ Test(cuda_ops, matmul) {
         float *xr = malloc((size_t)n * ldx * 4), *wr = malloc((size_t)m * k * 4), *yr = malloc((size_t)n * ldy * 4);
         for (size_t i = 0; i < (size_t)n * ldx; i++) xr[i] = bf16_round(x[i]);
         for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
-        for (int acc = 0; acc < 2; acc++) {
+        int n_cases = sizeof cases / sizeof cases[0];
+        for (int acc = 0; acc < (t + 2 >= (size_t)n_cases ? 3 : 2); acc++) {
+            int relu = acc == 2; /* the CUDA path rounds relu(x)^2 to bf16 */
+            if (relu)
+                for (size_t i = 0; i < (size_t)n * ldx; i++) xr[i] = bf16_round(x[i] > 0 ? x[i] * x[i] : 0.0f);
             memcpy(yr, y0, (size_t)n * ldy * 4);
             stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .maybe_bias = acc ? NULL : b,
                                      .y = yr, .n = n, .k = k, .m = m, .ldx = ldx, .ldy = ldy, .alpha = 0.7f,
@@ -102,10 +107,11 @@ Test(cuda_ops, matmul) {
             void *dw = G->upload_matrix(w, m, k);
             stree_matmul_params q = p;
             q.x = dx, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.maybe_bias = acc ? NULL : db, q.y = dy;
+            q.x_relu2 = relu;
             G->matmul(&q);
             char what[96];
             snprintf(what, sizeof what, "matmul n=%d k=%d m=%d ldx=%d%s", n, k, m, (int)ldx,
-                     acc ? " (accumulate)" : " (bias)");
+                     relu ? " (relu2 input)" : acc ? " (accumulate)" : " (bias)");
             expect_close(what, dy, yr, (size_t)n * ldy, 1e-4);
             G->free(dx), G->free(db), G->free(dy), G->free(dw);
         }
@@ -248,22 +254,18 @@ static void check_mamba2(int32_t n, int32_t H, int32_t P, int32_t G_, int32_t N,
     expect_close("conv_tree", dxbc, xbc, (size_t)n * Cd, 1e-5);
     expect_close("conv_tree x copy", dcopy, xpre, (size_t)n * Cd, 0);
     G->free(dcopy);
-    stree_mamba2_dt_params dp = {.dt_raw = proj + 2 * d_inner + 2 * G_ * N, .dt_bias = dtb, .dt = dt, .n = n,
-                                 .n_heads = H, .ld = ip, .dt_min = 0.01f, .dt_max = 1.5f};
-    stree_cpu_mamba2_dt(&dp);
-    float *dproj = dev(proj, (size_t)n * ip * 4), *ddtb = dev(dtb, (size_t)H * 4), *ddt = poisoned((size_t)n * H);
-    stree_mamba2_dt_params dq = dp;
-    dq.dt_raw = dproj + 2 * d_inner + 2 * G_ * N, dq.dt_bias = ddtb, dq.dt = ddt;
-    G->mamba2_dt(&dq);
-    expect_close("mamba2_dt", ddt, dt, (size_t)n * H, 1e-5);
-    stree_mamba2_scan_params sp = {.xbc = xbc, .dt = dt, .A_log = A_log, .D = Dp, .state = state, .c = c, .y = y,
-                                   .tree = tv, .n_heads = H, .head_dim = P, .n_groups = G_, .d_state = N};
+    stree_mamba2_scan_params sp = {.xbc = xbc, .dt_raw = proj + 2 * d_inner + 2 * G_ * N, .ld_dt = ip,
+                                   .dt_bias = dtb, .dt_min = 0.01f, .dt_max = 1.5f, .dt = dt, .A_log = A_log,
+                                   .D = Dp, .state = state, .c = c, .y = y, .tree = tv, .n_heads = H,
+                                   .head_dim = P, .n_groups = G_, .d_state = N};
     stree_cpu_mamba2_scan_tree(&sp);
+    float *dproj = dev(proj, (size_t)n * ip * 4), *ddtb = dev(dtb, (size_t)H * 4), *ddt = poisoned((size_t)n * H);
     float *dA = dev(A_log, (size_t)H * 4), *dD = dev(Dp, (size_t)H * 4), *dstate = dev(state, (size_t)H * P * N * 4);
     float *dc = poisoned((size_t)n * H), *dy = poisoned((size_t)n * d_inner);
     stree_mamba2_scan_params sq = sp;
-    sq.xbc = dxbc, sq.dt = ddt, sq.A_log = dA, sq.D = dD, sq.state = dstate, sq.c = dc, sq.y = dy, sq.tree = dtv;
+    sq.xbc = dxbc, sq.dt_raw = dproj + 2 * d_inner + 2 * G_ * N, sq.dt_bias = ddtb, sq.dt = ddt, sq.A_log = dA, sq.D = dD, sq.state = dstate, sq.c = dc, sq.y = dy, sq.tree = dtv;
     G->mamba2_scan_tree(&sq);
+    expect_close("mamba2 dt", ddt, dt, (size_t)n * H, 1e-5);
     expect_close("mamba2 c", dc, c, (size_t)n * H, 1e-5);
     expect_close("mamba2_scan_tree", dy, y, (size_t)n * d_inner, 1e-4);
     int32_t path[512], len = 0;

@@ -3,9 +3,15 @@
 
 #include "kernels/cpu/cpu.h"
 
+static float relu2(float v) { return v > 0.0f ? v * v : 0.0f; }
+
+/* x[j], or relu(x[j])^2 for the relu2 MLP's down projection */
+static inline float x_at(const float *x, int32_t j, int32_t relu) { return relu ? relu2(x[j]) : x[j]; }
+
 void stree_cpu_matmul(const stree_matmul_params *p) {
     /* fp32 weights only (the CPU backend's wtype). Output-row outer loop: each weight row is read
      * once and reused for all n inputs. */
+    int32_t r = p->x_relu2;
     for (int32_t o = 0; o < p->m; o++) {
         const float *w = (const float *)p->w + (int64_t)o * p->k;
         float bias = p->maybe_bias ? p->maybe_bias[o] : 0.0f;
@@ -14,12 +20,12 @@ void stree_cpu_matmul(const stree_matmul_params *p) {
             float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
             int32_t j = 0;
             for (; j + 4 <= p->k; j += 4) {
-                acc0 += x[j] * w[j];
-                acc1 += x[j + 1] * w[j + 1];
-                acc2 += x[j + 2] * w[j + 2];
-                acc3 += x[j + 3] * w[j + 3];
+                acc0 += x_at(x, j, r) * w[j];
+                acc1 += x_at(x, j + 1, r) * w[j + 1];
+                acc2 += x_at(x, j + 2, r) * w[j + 2];
+                acc3 += x_at(x, j + 3, r) * w[j + 3];
             }
-            for (; j < p->k; j++) acc0 += x[j] * w[j];
+            for (; j < p->k; j++) acc0 += x_at(x, j, r) * w[j];
             float v = p->alpha * ((acc0 + acc1) + (acc2 + acc3) + bias);
             float *y = p->y + i * p->ldy + o;
             *y = p->accumulate ? *y + v : v;

@@ -37,10 +37,11 @@ void stree_cpu_conv_tree(const stree_conv_tree_params *p) {
     }
 }
 
-void stree_cpu_mamba2_dt(const stree_mamba2_dt_params *p) {
-    for (int32_t i = 0; i < p->n; i++) {
+/* dt = clamp(softplus(dt_raw + bias), dt_min, dt_max) for every node and head */
+static void time_steps(const stree_mamba2_scan_params *p) {
+    for (int32_t i = 0; i < p->tree.n; i++) {
         for (int32_t h = 0; h < p->n_heads; h++) {
-            float v = p->dt_raw[i * p->ld + h] + p->dt_bias[h];
+            float v = p->dt_raw[i * p->ld_dt + h] + p->dt_bias[h];
             v = v > 20.0f ? v : log1pf(expf(v)); /* torch softplus, threshold 20 */
             if (v < p->dt_min) v = p->dt_min;
             if (v > p->dt_max) v = p->dt_max;
@@ -53,6 +54,7 @@ void stree_cpu_mamba2_scan_tree(const stree_mamba2_scan_params *p) {
     int32_t H = p->n_heads, P = p->head_dim, N = p->d_state, G = p->n_groups;
     int32_t d_inner = H * P, conv_dim = d_inner + 2 * G * N, heads_per_group = H / G;
     const stree_tree_view *t = &p->tree;
+    time_steps(p);
     for (int32_t i = 0; i < t->n; i++) {
         for (int32_t h = 0; h < H; h++) {
             float A = -expf(p->A_log[h]);

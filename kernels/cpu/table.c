@@ -29,7 +29,6 @@ const stree_ops stree_cpu_ops = {
     .rope = stree_cpu_rope,
     .attn_tree = stree_cpu_attn_tree,
     .conv_tree = stree_cpu_conv_tree,
-    .mamba2_dt = stree_cpu_mamba2_dt,
     .mamba2_scan_tree = stree_cpu_mamba2_scan_tree,
     .mamba2_commit = stree_cpu_mamba2_commit,
     .conv_commit = stree_cpu_conv_commit,

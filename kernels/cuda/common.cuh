@@ -54,7 +54,6 @@ void stree_cuda_gated_norm(const stree_gated_norm_params *p);
 void stree_cuda_rope(const stree_rope_params *p);
 void stree_cuda_attn_tree(const stree_attn_tree_params *p);
 void stree_cuda_conv_tree(const stree_conv_tree_params *p);
-void stree_cuda_mamba2_dt(const stree_mamba2_dt_params *p);
 void stree_cuda_mamba2_scan_tree(const stree_mamba2_scan_params *p);
 void stree_cuda_mamba2_commit(const stree_mamba2_commit_params *p);
 void stree_cuda_conv_commit(const stree_conv_commit_params *p);

@@ -8,9 +8,12 @@
 static __nv_bfloat16 *g_xb;  // bf16 copy of a matmul's input
 static size_t g_xb_cap;
 
-__global__ void to_bf16_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, int n, int k) {
+__global__ void to_bf16_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, int n, int k, int relu2) {
     int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n && j < k) y[i * k + j] = __float2bfloat16(x[i * ldx + j]);
+    if (i >= n || j >= k) return;
+    float v = x[i * ldx + j];
+    if (relu2) v = v > 0.0f ? v * v : 0.0f;
+    y[i * k + j] = __float2bfloat16(v);
 }
 
 __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float alpha, int n, int m) {
@@ -35,6 +38,12 @@ __device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b) {
     return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2f.x * b.x + w2f.y * b.y + w3.x * b.z + w3.y * b.w;
 }
 
+__device__ __forceinline__ float4 relu2_f4(float4 v) {
+    v.x = v.x > 0.0f ? v.x * v.x : 0.0f, v.y = v.y > 0.0f ? v.y * v.y : 0.0f;
+    v.z = v.z > 0.0f ? v.z * v.z : 0.0f, v.w = v.w > 0.0f ? v.w * v.w : 0.0f;
+    return v;
+}
+
 __device__ __forceinline__ float4 round_bf16(float4 v) {
     return make_float4(__bfloat162float(__float2bfloat16(v.x)), __bfloat162float(__float2bfloat16(v.y)),
                        __bfloat162float(__float2bfloat16(v.z)), __bfloat162float(__float2bfloat16(v.w)));
@@ -47,7 +56,9 @@ __device__ __forceinline__ void gemv_chunk(const stree_matmul_params &p, const u
     for (int i = 0; i < NR; i++)
         if (i < p.n) {
             const float4 *x = reinterpret_cast<const float4 *>(p.x + i * p.ldx) + 2 * c;
-            float4 a = round_bf16(__ldg(x)), b = round_bf16(__ldg(x + 1));
+            float4 a = __ldg(x), b = __ldg(x + 1);
+            if (p.x_relu2) a = relu2_f4(a), b = relu2_f4(b);
+            a = round_bf16(a), b = round_bf16(b);
 #pragma unroll
             for (int r = 0; r < R; r++) acc[r][i] += dot8_bf16(wv[r], a, b);
         }
@@ -146,7 +157,7 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
         CUDA_OK(cudaMalloc(&g_xb, g_xb_cap * sizeof *g_xb));
     }
     dim3 grid(ceil_div(p->k, 256), p->n);
-    to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k);
+    to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
     LAUNCHED();
     // row-major y[n, m] = x[n, k] w[m, k]^T  <=>  column-major Y (m x n) = W^T(k x m)^T X(k x n)
     float alpha = p->alpha, beta = p->accumulate ? 1.0f : 0.0f;

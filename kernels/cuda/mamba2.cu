@@ -32,33 +32,26 @@ extern "C" void stree_cuda_conv_tree(const stree_conv_tree_params *p) {
     LAUNCHED();
 }
 
-__global__ void dt_kernel(stree_mamba2_dt_params p) {
-    int i = blockIdx.y, h = blockIdx.x * blockDim.x + threadIdx.x;
-    if (h >= p.n_heads) return;
-    float v = p.dt_raw[i * p.ld + h] + p.dt_bias[h];
+// dt = clamp(softplus(dt_raw + bias), dt_min, dt_max) of node j, head h
+__device__ __forceinline__ float time_step(const stree_mamba2_scan_params &p, int j, int h) {
+    float v = p.dt_raw[j * p.ld_dt + h] + p.dt_bias[h];
     v = v > 20.0f ? v : log1pf(expf(v));
-    v = fminf(fmaxf(v, p.dt_min), p.dt_max);
-    p.dt[(int64_t)i * p.n_heads + h] = v;
+    return fminf(fmaxf(v, p.dt_min), p.dt_max);
 }
 
-extern "C" void stree_cuda_mamba2_dt(const stree_mamba2_dt_params *p) {
-    dim3 grid(ceil_div(p->n_heads, 64), p->n);
-    dt_kernel<<<grid, 64, 0, stree_cuda_stream()>>>(*p);
-    LAUNCHED();
-}
-
-// c_i = sum over path(i) of dt_j * A_h: one thread per (node, head) walks its own path, so no node
-// waits on another (a serial walk over the nodes is a chain of dependent global loads)
+// dt_i and c_i = sum over path(i) of dt_j * A_h: one thread per (node, head) walks its own path
+// (recomputing its ancestors' dt), so no node waits on another
 __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
     int i = blockIdx.y, h = blockIdx.x * blockDim.x + threadIdx.x;
     if (h >= p.n_heads) return;
     float A = -expf(p.A_log[h]), c = 0.0f;
     if (p.tree.depth[i] == i) { /* a chain from the root: independent loads, in flight together */
 #pragma unroll 8
-        for (int j = i; j >= 0; j--) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+        for (int j = i; j >= 0; j--) c += time_step(p, j, h) * A;
     } else {
-        for (int j = i; j >= 0; j = p.tree.parent[j]) c += p.dt[(int64_t)j * p.n_heads + h] * A;
+        for (int j = i; j >= 0; j = p.tree.parent[j]) c += time_step(p, j, h) * A;
     }
+    p.dt[(int64_t)i * p.n_heads + h] = time_step(p, i, h);
     p.c[(int64_t)i * p.n_heads + h] = c;
 }
 

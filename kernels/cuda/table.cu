@@ -29,7 +29,6 @@ extern "C" const stree_ops stree_cuda_ops = {
     stree_cuda_rope,
     stree_cuda_attn_tree,
     stree_cuda_conv_tree,
-    stree_cuda_mamba2_dt,
     stree_cuda_mamba2_scan_tree,
     stree_cuda_mamba2_commit,
     stree_cuda_conv_commit,
