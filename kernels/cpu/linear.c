@@ -1,36 +1,80 @@
 /* CPU reference: dense layers (y = x w^T) and FFN activations. */
 #include <math.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu.h"
 
 static float relu2(float v) { return v > 0.0f ? v * v : 0.0f; }
 
-/* x[j], or relu(x[j])^2 for the relu2 MLP's down projection */
-static inline float x_at(const float *x, int32_t j, int32_t relu) { return relu ? relu2(x[j]) : x[j]; }
+/* Partial sums per dot product: MM_LANES independent ones, held as one SIMD vector. */
+#define MM_LANES 8
+typedef float mm_vec __attribute__((vector_size(MM_LANES * sizeof(float))));
 
-void stree_cpu_matmul(const stree_matmul_params *p) {
-    /* fp32 weights only (the CPU backend's wtype). Output-row outer loop: each weight row is read
-     * once and reused for all n inputs. */
-    int32_t r = p->x_relu2;
-    for (int32_t o = 0; o < p->m; o++) {
-        const float *w = (const float *)p->w + (int64_t)o * p->k;
-        float bias = p->maybe_bias ? p->maybe_bias[o] : 0.0f;
-        for (int32_t i = 0; i < p->n; i++) {
-            const float *x = p->x + i * p->ldx;
-            float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-            int32_t j = 0;
-            for (; j + 4 <= p->k; j += 4) {
-                acc0 += x_at(x, j, r) * w[j];
-                acc1 += x_at(x, j + 1, r) * w[j + 1];
-                acc2 += x_at(x, j + 2, r) * w[j + 2];
-                acc3 += x_at(x, j + 3, r) * w[j + 3];
-            }
-            for (; j < p->k; j++) acc0 += x_at(x, j, r) * w[j];
-            float v = p->alpha * ((acc0 + acc1) + (acc2 + acc3) + bias);
-            float *y = p->y + i * p->ldy + o;
-            *y = p->accumulate ? *y + v : v;
+static inline mm_vec mm_load(const float *p, int32_t relu) {
+    mm_vec v;
+    memcpy(&v, p, sizeof v);
+    if (relu)
+        for (int l = 0; l < MM_LANES; l++) v[l] = relu2(v[l]);
+    return v;
+}
+
+/* out[r][o] = x_r . w_o (relu(x)^2 when `relu`) for RB rows and OB weight rows. Every dot product
+ * runs in the same lane order and is reduced in the same fixed order whatever RB and OB are, so a
+ * row's result does not depend on the batch it came in (a verify matches a decode step bitwise). */
+static inline __attribute__((always_inline)) void dot_block(const int RB, const int OB, const float *x, int64_t ldx,
+                                                            const float *w, int32_t k, int32_t relu,
+                                                            float out[4][4]) {
+    mm_vec acc[4][4] = {{{0}}};
+    int32_t j = 0;
+    for (; j + MM_LANES <= k; j += MM_LANES) {
+        mm_vec xv[4];
+        for (int r = 0; r < RB; r++) xv[r] = mm_load(x + r * ldx + j, relu);
+        for (int o = 0; o < OB; o++) {
+            mm_vec wv = mm_load(w + (int64_t)o * k + j, 0);
+            for (int r = 0; r < RB; r++) acc[r][o] += xv[r] * wv;
         }
     }
+    for (int r = 0; r < RB; r++)
+        for (int o = 0; o < OB; o++) {
+            mm_vec a = acc[r][o];
+            float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+            for (int32_t t = j; t < k; t++) s += (relu ? relu2(x[r * ldx + t]) : x[r * ldx + t]) * w[(int64_t)o * k + t];
+            out[r][o] = s;
+        }
+}
+
+static void store_block(const stree_matmul_params *p, int RB, int OB, int32_t i, int32_t o, float out[4][4]) {
+    for (int r = 0; r < RB; r++)
+        for (int q = 0; q < OB; q++) {
+            float v = p->alpha * (out[r][q] + (p->maybe_bias ? p->maybe_bias[o + q] : 0.0f));
+            float *y = p->y + (i + r) * p->ldy + o + q;
+            *y = p->accumulate ? *y + v : v;
+        }
+}
+
+void stree_cpu_matmul(const stree_matmul_params *p) {
+    /* fp32 weights only (the CPU backend's wtype). Blocks of 4 weight rows x 4 input rows: each
+     * weight row is read once per 4 inputs, from cache. */
+    const float *W = p->w;
+    int32_t o = 0, relu = p->x_relu2;
+    float out[4][4];
+    for (; o + 4 <= p->m; o += 4) {
+        const float *w = W + (int64_t)o * p->k;
+        int32_t i = 0;
+        for (; i + 4 <= p->n; i += 4) {
+            dot_block(4, 4, p->x + i * p->ldx, p->ldx, w, p->k, relu, out);
+            store_block(p, 4, 4, i, o, out);
+        }
+        for (; i < p->n; i++) {
+            dot_block(1, 4, p->x + i * p->ldx, p->ldx, w, p->k, relu, out);
+            store_block(p, 1, 4, i, o, out);
+        }
+    }
+    for (; o < p->m; o++)
+        for (int32_t i = 0; i < p->n; i++) {
+            dot_block(1, 1, p->x + i * p->ldx, p->ldx, W + (int64_t)o * p->k, p->k, relu, out);
+            store_block(p, 1, 1, i, o, out);
+        }
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
