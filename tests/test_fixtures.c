@@ -228,3 +228,44 @@ Test(spellings, nemotron_attention_head_dim) {
     expect_golden_logits(dir, "nemotron_h_hub with attention_head_dim");
     temp_dir_remove(dir);
 }
+
+/* The shipped demo pair (models/): the engine's logits on the checkpoints users run against
+ * transformers' (tests/fixtures/shipped, tools/fixtures/make_shipped_goldens.py), and greedy
+ * generation token for token on the fp32 CPU backend. */
+Test(fixtures, shipped_models) {
+    static const char *names[] = {"demo-hybrid-13m", "demo-llama-2m"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char model_dir[1024], golden_dir[1024];
+        snprintf(model_dir, sizeof model_dir, "%s/models/%s", STREE_SOURCE_DIR, names[k]);
+        snprintf(golden_dir, sizeof golden_dir, "%s/tests/fixtures/shipped/%s", STREE_SOURCE_DIR, names[k]);
+        golden g;
+        cr_assert_eq(golden_load(golden_dir, &g), 0, "%s: no golden", names[k]);
+        stree_model *m = NULL;
+        stree_model_params mp = stree_model_default_params();
+        mp.backend = test_backend();
+        cr_assert_eq(stree_model_load(model_dir, mp, &m), STREE_OK, "%s: %s", names[k], stree_last_error());
+        float *lg = run_logits(m, &g, 64);
+        double err, scale;
+        max_err(lg, g.logits, (size_t)g.n_input * (size_t)g.vocab, &err, &scale);
+        cr_log_info("%s: max |err| %.3g, max |golden| %.3g", names[k], err, scale);
+        cr_expect_leq(err, test_golden_tol() * scale, "%s: max |err| %g > %g x %g", names[k], err, test_golden_tol(),
+                      scale);
+        if (test_backend() == STREE_BACKEND_CPU) {
+            stree_engine *e = NULL;
+            stree_seq *seq = NULL;
+            cr_assert_eq(stree_engine_create(m, stree_engine_default_params(), &e), STREE_OK);
+            cr_assert_eq(stree_seq_create(e, &seq), STREE_OK);
+            int32_t out[64], n_out = 0;
+            cr_assert_eq(stree_seq_generate(seq, g.input_ids, g.n_input, g.n_greedy, 0, out, &n_out, NULL, NULL),
+                         STREE_OK);
+            for (int32_t i = 0; i < n_out; i++)
+                cr_expect_eq(out[i], g.greedy_ids[i], "%s: token %d: got %d, golden %d", names[k], i, out[i],
+                             g.greedy_ids[i]);
+            stree_seq_free(seq);
+            stree_engine_free(e);
+        }
+        free(lg);
+        golden_free(&g);
+        stree_model_free(m);
+    }
+}
