@@ -27,7 +27,10 @@ __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float 
 // x chunk loaded (fp32, hot in L1) serves all R rows, so L1 reads stay a few per weight load. The x
 // values are rounded to bf16 like the cuBLAS path's input copy, so both paths see the same operands.
 // Each output's reduction order depends only on k: the same for every n (batch-invariant for n <= 8).
+// By default only decode steps (n = 1) take it: with n = 2..8 its x reads from L1 made it slower than
+// cuBLAS on the H200 (docs/PERF.md); STREE_CUDA_GEMV_ROWS=N sends up to N rows here.
 #define GEMV_MAX_ROWS 8
+#define GEMV_DEFAULT_ROWS 1 /* measured on the H200: n = 2..8 lose to cuBLAS (docs/PERF.md) */
 #define GEMV_UNROLL 2
 #define GEMV_THREADS 256
 
@@ -131,19 +134,21 @@ static bool gemv_fits(const stree_matmul_params *p) {
            ((uintptr_t)p->x & 15) == 0 && ((uintptr_t)p->w & 15) == 0;
 }
 
-/* STREE_CUDA_GEMV=0 sends every matmul to cuBLAS (for comparisons). */
-static bool gemv_enabled(void) {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("STREE_CUDA_GEMV");
-        on = !(e && e[0] == '0');
+/* The most rows the GEMV takes (the rest go to cuBLAS); STREE_CUDA_GEMV_ROWS overrides it for
+ * comparisons (0 sends every matmul to cuBLAS). */
+static int gemv_max_rows(void) {
+    static int rows = -1;
+    if (rows < 0) {
+        const char *e = getenv("STREE_CUDA_GEMV_ROWS");
+        rows = e ? atoi(e) : GEMV_DEFAULT_ROWS;
+        if (rows < 0 || rows > GEMV_MAX_ROWS) rows = GEMV_DEFAULT_ROWS;
     }
-    return on != 0;
+    return rows;
 }
 
 extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
-    if (gemv_fits(p) && gemv_enabled()) {
+    if (gemv_fits(p) && p->n <= gemv_max_rows()) {
         if (p->n == 1) launch_gemv<1>(p, s);
         else if (p->n == 2) launch_gemv<2>(p, s);
         else if (p->n <= 4) launch_gemv<4>(p, s);
