@@ -90,6 +90,17 @@ static int tree_depth(int d, int m) {
     return deepest;
 }
 
+/* nodes per depth (counts[1..]) of the optimal subtree under a node at depth d with m more nodes */
+static void level_counts(int d, int m, int32_t *counts) {
+    for (int r = 0; r < TUNE_RANKS && m > 0; r++) {
+        int j = best_j[d][r][m];
+        if (!j) continue;
+        counts[d + 1]++;
+        level_counts(d + 1, j - 1, counts);
+        m -= j;
+    }
+}
+
 /* median verify latency (forward + argmax of all nodes) of random trees of n nodes, seconds */
 static double verify_latency(stree_state *st, int32_t n, int32_t vocab, unsigned *seed) {
     double t[7];
@@ -115,6 +126,38 @@ static double verify_latency(stree_state *st, int32_t n, int32_t vocab, unsigned
             t[j - 1] = x;
         }
     return t[3];
+}
+
+/* lat[1..max_n]: median forward + argmax latency of random trees of each size (measured at a few
+ * sizes, linear in between) over a random context; prints the measured rows. 0 on success. */
+static int latency_curve(stree_model *m, const char *what, int32_t max_n, double *lat) {
+    stree_state *st = NULL;
+    int32_t V = stree_model_vocab_size(m), ctx_len = 256;
+    stree_status s = stree_state_create(m, ctx_len + 512, 64, &st);
+    int32_t *ctx = malloc((size_t)ctx_len * sizeof *ctx);
+    unsigned seed = 7;
+    for (int32_t i = 0; ctx && i < ctx_len; i++) ctx[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
+    if (s == STREE_OK && ctx) s = stree_state_append(st, ctx, ctx_len, NULL);
+    static const int32_t sizes[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+    int32_t prev = 0, rc = s == STREE_OK && ctx ? 0 : 1;
+    printf("%s (forward + argmax over every node), context %d:\n| nodes | ms |\n|---|---|\n", what, ctx_len);
+    for (size_t i = 0; !rc && i < sizeof sizes / sizeof *sizes && sizes[i] <= max_n; i++) {
+        int32_t n = sizes[i];
+        lat[n] = verify_latency(st, n, V, &seed);
+        if (lat[n] < 0) {
+            rc = 1;
+            break;
+        }
+        printf("| %d | %.3f |\n", n, 1e3 * lat[n]);
+        for (int32_t k = prev + 1; prev && k < n; k++) /* linear in between */
+            lat[k] = lat[prev] + (lat[n] - lat[prev]) * (double)(k - prev) / (double)(n - prev);
+        prev = n;
+    }
+    for (int32_t k = prev + 1; k <= max_n; k++) lat[k] = lat[prev];
+    printf("\n");
+    free(ctx);
+    stree_state_free(st);
+    return rc;
 }
 
 int stree_cmd_tune(int argc, char **argv) {
@@ -159,35 +202,13 @@ int stree_cmd_tune(int argc, char **argv) {
     double steps = (double)(cal.stats.n_steps ? cal.stats.n_steps : 1);
     double draft_per_level = cal.stats.t_draft / steps / 8.0, commit_per_step = cal.stats.t_commit / steps;
     remove(calib);
-    /* 2. the verify-latency curve */
-    stree_model *m = setup.target;
-    stree_state *st = NULL;
-    int32_t V = stree_model_vocab_size(m), ctx_len = 256;
-    s = stree_state_create(m, ctx_len + 512, 64, &st);
-    int32_t *ctx = malloc((size_t)ctx_len * sizeof *ctx);
-    unsigned seed = 7;
-    for (int32_t i = 0; ctx && i < ctx_len; i++) ctx[i] = (int32_t)(rand_r(&seed) % (unsigned)V);
-    if (s == STREE_OK && ctx) s = stree_state_append(st, ctx, ctx_len, NULL);
-    static const int32_t sizes[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256};
-    double lat[TUNE_MAX_NODES + 1] = {0};
-    int32_t prev = 0;
-    printf("command: %s\ndevice: %s\n\nverify latency (forward + argmax over every node), context %d:\n| nodes | ms |\n"
-           "|---|---|\n", o.command, setup.device, ctx_len);
-    for (size_t i = 0; s == STREE_OK && i < sizeof sizes / sizeof *sizes && sizes[i] <= o.max_budget; i++) {
-        int32_t n = sizes[i];
-        lat[n] = verify_latency(st, n, V, &seed);
-        if (lat[n] < 0) {
-            rc = 1;
-            break;
-        }
-        printf("| %d | %.3f |\n", n, 1e3 * lat[n]);
-        for (int32_t k = prev + 1; prev && k < n; k++) /* linear in between */
-            lat[k] = lat[prev] + (lat[n] - lat[prev]) * (double)(k - prev) / (double)(n - prev);
-        prev = n;
-    }
-    for (int32_t k = prev + 1; k <= o.max_budget; k++) lat[k] = lat[prev];
-    free(ctx);
-    stree_state_free(st);
+    /* 2. the verify-latency curve, and the draft model's (a model drafter forwards the tree grown so
+     * far at every level, so its cost per level depends on the nodes forwarded) */
+    double lat[TUNE_MAX_NODES + 1] = {0}, dlat[TUNE_MAX_NODES + 1] = {0};
+    printf("command: %s\ndevice: %s\n\n", o.command, setup.device);
+    if (latency_curve(setup.target, "verify latency of the target", o.max_budget, lat)) rc = 1;
+    stree_model *drafter = setup.draft ? setup.draft : o.self_draft ? setup.target : NULL;
+    if (!rc && drafter && latency_curve(drafter, "forward latency of the drafter", o.max_budget, dlat)) rc = 1;
     /* 3. the tree of each size, and the size with the most tokens per second */
     solve(o.max_budget - 1);
     int32_t best_n = 1;
@@ -199,7 +220,20 @@ int stree_cmd_tune(int argc, char **argv) {
     printf("\n| nodes | expected tokens/step | predicted step ms | predicted tokens/s |\n|---|---|---|---|\n");
     for (int32_t n = 1; n <= o.max_budget && !rc; n++) {
         double tokens = 1.0 + f_best[0][n - 1];
-        double t = lat[n] + commit_per_step + (n > 1 ? draft_per_level * tree_depth(0, n - 1) : 0.0);
+        double draft = 0.0;
+        if (n > 1 && drafter) { /* level L forwards the nodes above it; then the accepted path catches up */
+            int32_t counts[TUNE_DEPTHS + 2] = {0}, above = 1;
+            level_counts(0, n - 1, counts);
+            for (int L = 1; L <= TUNE_DEPTHS && counts[L]; L++) {
+                draft += dlat[above];
+                above += counts[L];
+            }
+            int32_t catch_up = (int32_t)(tokens + 0.5);
+            draft += dlat[catch_up < 1 ? 1 : catch_up > o.max_budget ? o.max_budget : catch_up];
+        } else if (n > 1) {
+            draft = draft_per_level * tree_depth(0, n - 1); /* n-gram: measured per level */
+        }
+        double t = lat[n] + commit_per_step + draft;
         double rate = tokens / t;
         if (rate > best_rate) best_rate = rate, best_n = n;
         if (n <= 4 || (n & (n - 1)) == 0 || n == o.max_budget)
