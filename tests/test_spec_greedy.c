@@ -104,7 +104,7 @@ ParameterizedTest(fixture_param *p, spec, greedy_equals_ar) {
                               "%s, %s drafter, %s tree: output differs from AR at token %d, where AR's top-2 logit "
                               "gap is %.3g of the largest (not a tie)",
                               p->name, drafter_names[d], shape_names[shape], first_diff, margin);
-                cr_log_warn("%s, %s drafter, %s tree: parts from AR at token %d, a numerical tie (top-2 gap %.3g)",
+                cr_log_info("%s, %s drafter, %s tree: parts from AR at token %d, a numerical tie (top-2 gap %.3g)",
                             p->name, drafter_names[d], shape_names[shape], first_diff, margin);
                 continue; /* the rest of the run follows another (equally valid) prefix */
             }

@@ -399,6 +399,7 @@ static int cmd_generate(const cli_args *a) {
             for (int32_t i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
             printf("\n");
         }
+        fflush(stdout); /* the text before the stats on stderr, also through pipes */
         stree_stats st;
         stree_seq_stats(l.seq, &st);
         double per_step = st.n_steps ? (double)st.n_emitted / (double)st.n_steps : 0.0;
