@@ -34,6 +34,15 @@ static const char *write_tmp(const char *dir, const char *name, const char *text
     return p;
 }
 
+/* The text of a file the CLI wrote, NUL-terminated (criterion assert when it is missing). */
+static void read_text(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s was not written", path);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
 Test(cli_bench, small_run_writes_json_and_csv) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s", temp_dir());
@@ -46,16 +55,12 @@ Test(cli_bench, small_run_writes_json_and_csv) {
     cr_assert_eq(run_cli(args, &err), 0, "%s", err);
     char path[512], buf[8192];
     snprintf(path, sizeof path, "%s/b.json", dir);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    read_text(path, buf, sizeof buf);
     cr_expect(strstr(buf, "\"schema\":\t\"stree-bench/1\"") != NULL, "%s", buf);
     cr_expect(strstr(buf, "\"mode\":\t\"chain:2\"") != NULL);
     cr_expect(strstr(buf, "acceptance_per_depth") != NULL);
     snprintf(path, sizeof path, "%s/b.csv", dir);
-    f = fopen(path, "rb");
+    FILE *f = fopen(path, "rb");
     cr_assert_not_null(f);
     int lines = 0;
     while (fgets(buf, sizeof buf, f)) lines++;
@@ -81,11 +86,7 @@ Test(cli_bench, sampled_modes_on_the_test_backend) {
     cr_assert_eq(run_cli(args, &err), 0, "%s", err);
     char path[512], buf[16384];
     snprintf(path, sizeof path, "%s/b.json", dir);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    read_text(path, buf, sizeof buf);
     cr_expect(strstr(buf, "\"temperature\":\t1") != NULL, "%s", buf);
     cr_expect(strstr(buf, "\"mode\":\t\"dynamic:2,3,6\"") != NULL, "%s", buf);
     temp_dir_remove(dir);
