@@ -23,7 +23,8 @@ static void usage(FILE *f) {
             "                  [--backend cpu|cuda]\n\n"
             "1. calibrates the drafter on the workload with a static tree offering ranks 0-3 at depth 1,\n"
             "   0-1 at depths 2-3 and a chain to depth 8: acceptance per (depth, sibling rank);\n"
-            "2. measures the target's verify latency over tree sizes 1..max-budget on this device;\n"
+            "2. measures the target's verify latency over tree sizes 1..max-budget on this device,\n"
+            "   and the draft model's forward latency (its cost per drafted level);\n"
             "3. picks, by dynamic programming, the tree of each size with the most expected accepted\n"
             "   tokens, and the size with the most expected tokens per second; writes it to --out.\n");
 }
