@@ -11,8 +11,9 @@ struct stree_drafter {
     /* Builds the tree for this step into *tree (already holding the root). history [n] ends with
      * the root token: the committed tokens, then the pending one. */
     stree_status (*build)(stree_drafter *d, const int32_t *history, int32_t n, stree_tree *tree);
-    /* The target committed tokens [n] (the old root and the accepted nodes). */
-    stree_status (*commit)(stree_drafter *d, const int32_t *tokens, int32_t n);
+    /* The target committed tokens [n] (the old root and the accepted nodes); maybe_path [n]: their
+     * node ids in this step's tree, or NULL when the tokens did not come from a step (a prompt). */
+    stree_status (*commit)(stree_drafter *d, const int32_t *tokens, int32_t n, const int32_t *maybe_path);
     /* Checks that committing n more tokens cannot fail (capacity). */
     stree_status (*can_commit)(stree_drafter *d, int32_t n);
     void (*reset)(stree_drafter *d);

@@ -21,6 +21,9 @@ typedef struct model_drafter {
     stree_sample_bufs sb;
     uint8_t has_q[STREE_TREE_MAX_NODES];
     int sampled;        /* the last build sampled its children */
+    /* static shapes: the tree's nodes [0, fwd_n) (every level but the last) are in the draft state's
+     * verify cache after build, so the commit takes the accepted ones in closed form */
+    int32_t fwd_n;
 } model_drafter;
 
 /* Forward the tree so far; the k best tokens (and log-probs) of every node land in d->idx / d->logp
@@ -54,6 +57,7 @@ static stree_status build_static(model_drafter *d, stree_tree *t) {
         int32_t any = 0;
         for (int32_t i = 1; i < sh->n && !any; i++) any = sh->depth[i] == level + 1;
         if (!any) break;
+        d->fwd_n = t->n;
         STREE_TRY(forward(d, t, k));
         for (int32_t i = 1; i < sh->n; i++) {
             if (sh->depth[i] != level + 1) continue;
@@ -122,6 +126,7 @@ static stree_status build_static_sampled(model_drafter *d, const int32_t *histor
             if (c + 1 > m) m = c + 1;
         }
         if (!m) break;
+        d->fwd_n = t->n;
         stree_fwd_tree ft = {.n = t->n, .tokens = t->token, .parent = t->parent};
         STREE_TRY(stree_forward_tree(d->st, &ft, 1, NULL));
         int32_t rows = t->n - lo;
@@ -149,12 +154,16 @@ static stree_status build_static_sampled(model_drafter *d, const int32_t *histor
 static stree_status build(stree_drafter *base, const int32_t *history, int32_t n, stree_tree *t) {
     model_drafter *d = (model_drafter *)base;
     d->sampled = 0;
+    d->fwd_n = 0;
     int sample = d->base.sampling->temperature > 0.0f && d->engine->params.accept_rule == STREE_ACCEPT_AUTO &&
                  d->engine->policy.kind == STREE_SHAPE_STATIC;
     stree_status s = sample ? build_static_sampled(d, history, n, t)
                    : d->engine->policy.kind == STREE_SHAPE_DYNAMIC ? build_dynamic(d, t)
                                                                    : build_static(d, t);
-    d->st->vc.n_nodes = 0; /* nothing of the drafting forward is ever committed */
+    if (s != STREE_OK || d->engine->policy.kind == STREE_SHAPE_DYNAMIC) { /* the grown tree's ids differ */
+        d->st->vc.n_nodes = 0;
+        d->fwd_n = 0;
+    }
     return s;
 }
 
@@ -165,13 +174,21 @@ static stree_status can_commit(stree_drafter *base, int32_t n) {
     return STREE_OK;
 }
 
-static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n) {
+static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n, const int32_t *maybe_path) {
     model_drafter *d = (model_drafter *)base;
-    return stree_state_append(d->st, tokens, n, NULL);
+    /* The accepted nodes the last drafting forward held form a prefix of the path (levels are added
+     * in order): commit them from the verify cache; only the rest (at most the deepest) is forwarded. */
+    int32_t k = 0;
+    if (maybe_path && d->fwd_n > 0)
+        while (k < n && maybe_path[k] < d->fwd_n) k++;
+    d->fwd_n = 0;
+    if (k > 0) STREE_TRY(stree_commit_path(d->st, maybe_path, k, tokens[k - 1]));
+    return k < n ? stree_state_append(d->st, tokens + k, n - k, NULL) : STREE_OK;
 }
 
 static void reset(stree_drafter *base) {
     model_drafter *d = (model_drafter *)base;
+    d->fwd_n = 0;
     stree_state_reset(d->st);
     stree_sample_bufs_forget(&d->sb);
 }

@@ -44,7 +44,8 @@ static stree_status build(stree_drafter *base, const int32_t *h, int32_t n, stre
     return STREE_OK;
 }
 
-static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n) {
+static stree_status commit(stree_drafter *base, const int32_t *tokens, int32_t n, const int32_t *maybe_path) {
+    (void)maybe_path;
     (void)base, (void)tokens, (void)n;
     return STREE_OK;
 }

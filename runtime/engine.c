@@ -180,7 +180,7 @@ int32_t stree_seq_n_committed(const stree_seq *s) { return s ? s->target->n_comm
 static stree_status commit_tokens(stree_seq *s, const int32_t *tokens, int32_t n, float *maybe_logits) {
     if (s->drafter) STREE_TRY(s->drafter->can_commit(s->drafter, n));
     STREE_TRY(stree_state_append(s->target, tokens, n, maybe_logits));
-    if (s->drafter) STREE_TRY(s->drafter->commit(s->drafter, tokens, n));
+    if (s->drafter) STREE_TRY(s->drafter->commit(s->drafter, tokens, n, NULL));
     memcpy(s->history + s->n_history, tokens, (size_t)n * sizeof *tokens);
     s->n_history += n;
     return STREE_OK;
@@ -303,7 +303,7 @@ stree_status stree_seq_step(stree_seq *s, int32_t *out, int32_t cap, int32_t *n_
     for (int32_t k = 0; k < len; k++) tokens[k] = s->tree.token[path[k]];
     if (s->drafter) STREE_TRY(s->drafter->can_commit(s->drafter, len));
     STREE_TRY(stree_commit_path(s->target, path, len, tokens[len - 1]));
-    if (s->drafter) STREE_TRY(s->drafter->commit(s->drafter, tokens, len));
+    if (s->drafter) STREE_TRY(s->drafter->commit(s->drafter, tokens, len, path));
     memcpy(s->history + s->n_history, tokens, (size_t)len * sizeof *tokens);
     s->n_history += len;
     s->pending = bonus;
