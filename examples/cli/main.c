@@ -187,14 +187,20 @@ static void unload(loaded *l) {
     stree_model_free(l->target);
 }
 
+/* --n-ctx, else room for the prompt, the new tokens and one whole tree path past them */
+static int32_t context_for(const cli_args *a, int32_t n_prompt, int32_t default_ctx) {
+    if (a->n_ctx > 0) return a->n_ctx;
+    int32_t need = n_prompt + a->max_new + 300;
+    return need > default_ctx ? need : default_ctx;
+}
+
 static int load(const cli_args *a, loaded *l, int32_t n_tokens) {
     stree_model_params mp = stree_model_default_params();
     mp.backend = a->backend;
     stree_status s = stree_model_load(a->model, mp, &l->target);
     if (s != STREE_OK) return fail("loading the model", s);
     stree_engine_params ep = stree_engine_default_params();
-    int32_t need = n_tokens + a->max_new + 300; /* a step may commit up to a whole tree path */
-    ep.n_ctx = a->n_ctx > 0 ? a->n_ctx : (need > ep.n_ctx ? need : ep.n_ctx);
+    ep.n_ctx = context_for(a, n_tokens, ep.n_ctx);
     int n_drafters = (a->draft != NULL) + (a->ngram > 0) + (a->self_draft != 0);
     if (n_drafters > 1) {
         fprintf(stderr, "stree: give at most one of --draft, --ngram, --self-draft\n");
@@ -324,8 +330,7 @@ static int print_token_text(int32_t token, void *user) {
 static int compare_with_ar(const cli_args *a, const loaded *l, const int32_t *ids, int32_t n, const int32_t *spec,
                            int32_t n_spec, double spec_s) {
     stree_engine_params ep = stree_engine_default_params();
-    int32_t need = n + a->max_new + 300;
-    ep.n_ctx = a->n_ctx > 0 ? a->n_ctx : (need > ep.n_ctx ? need : ep.n_ctx);
+    ep.n_ctx = context_for(a, n, ep.n_ctx);
     ep.sampling = a->sampling;
     stree_engine *e = NULL;
     stree_seq *seq = NULL;
