@@ -172,7 +172,7 @@ static void check_attention(int32_t n, int32_t nh, int32_t nkv, int32_t hd, int3
     float *qr = malloc((size_t)n * nh * hd * 4), *out = malloc((size_t)n * nh * hd * 4);
     float *scr = malloc((size_t)(n_past + n) * 4);
     memcpy(qr, q, (size_t)n * nh * hd * 4);
-    stree_rope_params rp = {.x = qr, .n = n, .n_heads = nh, .head_dim = hd, .rope_dims = 32, .ldx = nh * hd,
+    stree_rope_params rp = {.x = qr, .n = n, .n_heads = nh, .head_dim = hd, .rope_dims = hd < 32 ? hd & ~1 : 32, .ldx = nh * hd,
                             .n_past = &n_past, .depth = depth, .theta = 10000.0f};
     stree_cpu_rope(&rp);
     int32_t *dparent = dev(parent, (size_t)n * 4), *ddepth = dev(depth, (size_t)n * 4);
@@ -226,6 +226,9 @@ Test(cuda_ops, rope_and_attention) {
     check_attention(64, 8, 2, 128, 700, 0); /* four query heads per KV head, several key tiles per split */
     check_attention(1, 8, 8, 64, 5, 0);     /* a decode step, fewer keys than splits */
     check_attention(150, 4, 1, 32, 0, 1);   /* a prefill chunk: no prefix, long paths */
+    check_attention(9, 16, 2, 24, 1500, 0); /* eight query heads per KV head, three key tiles per split */
+    check_attention(5, 3, 1, 18, 60, 0);    /* head dim not a multiple of 4: scalar loads, padded rows */
+    check_attention(3, 4, 4, 256, 130, 0);  /* the largest head dim, a partial last key tile */
 }
 
 /* tree conv, dt, the tree scan and both commits for one shape */
@@ -300,6 +303,9 @@ Test(cuda_ops, mamba2_tree_ops) {
     check_mamba2(64, 8, 64, 2, 128, 4, 0);  /* real head and state sizes, four node chunks */
     check_mamba2(1, 4, 64, 1, 128, 4, 0);   /* a decode step */
     check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain: several rounds of (node, ancestor) pairs */
+    check_mamba2(40, 4, 32, 2, 256, 4, 0);  /* the largest state size */
+    check_mamba2(20, 2, 128, 1, 18, 4, 0);  /* a state size not a multiple of 4, head dim 128 */
+    check_mamba2(17, 4, 200, 4, 64, 4, 0);  /* head dim above the 64 rows a pass of the state product takes */
 }
 
 /* top-k over real vocabulary sizes (several slices per row), ties planted across slices */

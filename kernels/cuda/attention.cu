@@ -6,6 +6,7 @@
 
 #define MAX_HEAD_DIM 256
 #define MAX_PATH 4096
+#define STAGED_PARENTS 1024 /* tree parents read from shared memory on a path walk */
 #define ATTN_WARPS 4
 
 __global__ void rope_kernel(stree_rope_params p) {
@@ -42,118 +43,223 @@ extern "C" void stree_cuda_rope(const stree_rope_params *p) {
 #define ATTN_ROWS 32
 #define ATTN_TILE 32
 #define PREFIX_WARPS 4
+#define PREFIX_THREADS (PREFIX_WARPS * 32)
+#define PT_LD (ATTN_ROWS + 4) /* P^T row stride: a lane's float4 stores fall in distinct banks */
 
 static float *g_partials;
 static size_t g_partials_cap;
 
-static size_t prefix_smem_bytes(int hd) {
-    return sizeof(float) * ((size_t)ATTN_TILE * (hd + 1) + (size_t)ATTN_TILE * hd + (size_t)ATTN_ROWS * hd +
-                            (size_t)PREFIX_WARPS * (ATTN_ROWS / PREFIX_WARPS) * ATTN_TILE);
-}
+// Shared-memory layout of the prefix kernel, in floats. Head dims are padded to a multiple of 4
+// (hdp, zero-filled) for 16-byte reads; Q and K rows are `ld` apart, ld = 4 (mod 8), so the eight
+// rows a quarter-warp reads as float4 fall in distinct banks.
+struct prefix_layout {
+    int hdp, ld, q, k, v, p, stats, total;
+    __host__ __device__ prefix_layout(int hd) {
+        hdp = (hd + 3) & ~3;
+        ld = ((hdp + 7) & ~7) + 4;
+        q = 0;                            /* Qs [ATTN_ROWS][ld]  row = local node * G + head in group */
+        k = q + ATTN_ROWS * ld;           /* Ks [ATTN_TILE][ld] */
+        v = k + ATTN_TILE * ld;           /* Vs [ATTN_TILE][hdp] */
+        p = v + ATTN_TILE * hdp;          /* S [ATTN_ROWS][ATTN_TILE + 1], then P^T [ATTN_TILE][PT_LD] */
+        stats = p + ATTN_TILE * PT_LD;    /* m, l, corr [3][ATTN_ROWS] */
+        total = stats + 3 * ATTN_ROWS;
+    }
+};
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
-// grid (n_kv_heads, ATTN_SPLITS, node chunks)
-__global__ void __launch_bounds__(PREFIX_WARPS * 32) attn_prefix_kernel(stree_attn_tree_params p, float *partials) {
-    extern __shared__ float smem[];
-    const int RW = ATTN_ROWS / PREFIX_WARPS; /* rows per warp */
+__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
+    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
+}
+
+// 4 consecutive floats of a row at column d (zero past hd): one 16-byte load when `vec`
+__device__ __forceinline__ float4 load4(const float *s, int d, int hd, bool vec) {
+    if (vec) return *reinterpret_cast<const float4 *>(s);
+    return make_float4(s[0], d + 1 < hd ? s[1] : 0.0f, d + 2 < hd ? s[2] : 0.0f, d + 3 < hd ? s[3] : 0.0f);
+}
+
+// `rows` rows of two [*, ld_src] fp32 matrices (K and V) into shared memory rows ld_a / ld_b apart,
+// zero past `valid` rows and past hd. Each thread loads its whole batch into registers before it
+// stores any of it, so all its loads are in flight together.
+__device__ __forceinline__ void stage_kv(float *dst_a, int ld_a, const float *src_a, float *dst_b, int ld_b,
+                                         const float *src_b, int64_t ld_src, int rows, int valid, int hd, int hdp,
+                                         bool vec) {
+    const int B = 4;
+    int hd4 = hdp / 4, total = rows * hd4;
+    for (int e0 = threadIdx.x; e0 < total; e0 += B * PREFIX_THREADS) {
+        float4 a[B], b[B];
+#pragma unroll
+        for (int u = 0; u < B; u++) {
+            int e = e0 + u * PREFIX_THREADS, r = e / hd4, d = 4 * (e % hd4);
+            a[u] = b[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (e < total && r < valid) {
+                a[u] = load4(src_a + r * ld_src + d, d, hd, vec);
+                b[u] = load4(src_b + r * ld_src + d, d, hd, vec);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < B; u++) {
+            int e = e0 + u * PREFIX_THREADS, r = e / hd4, d = 4 * (e % hd4);
+            if (e < total) {
+                *reinterpret_cast<float4 *>(dst_a + r * ld_a + d) = a[u];
+                *reinterpret_cast<float4 *>(dst_b + r * ld_b + d) = b[u];
+            }
+        }
+    }
+}
+
+// S[row][key] = scale * q_row . k_key for NR rows (ty, ty + 16) x keys tx + 8j, j < 4
+template <int NR>
+__device__ __forceinline__ void score_tile(const float *Qs, const float *Ks, float *S, int ld, int hdp, int ty,
+                                           int tx, int nt, float scale) {
+    float acc[NR][4] = {};
+    for (int d = 0; d < hdp; d += 4) {
+        float4 k[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) k[j] = *reinterpret_cast<const float4 *>(Ks + (tx + 8 * j) * ld + d);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            float4 q = *reinterpret_cast<const float4 *>(Qs + (ty + 16 * r) * ld + d);
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[r][j] = dot4(q, k[j], acc[r][j]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            S[(ty + 16 * r) * (ATTN_TILE + 1) + tx + 8 * j] = tx + 8 * j < nt ? acc[r][j] * scale : -INFINITY;
+}
+
+// grid (n_kv_heads, ATTN_SPLITS, node chunks). Per key tile, three phases with register tiles:
+//   S = Q K^T    thread (ty, tx): rows ty, ty + 16 x keys tx + 8j (j < 4), float4 steps over d;
+//   softmax      warp w: rows w + 4r, a lane per key; running m, l per row in shared memory;
+//   O += P V     warp w: rows w + 4r (P^T stores them contiguously), lane: float4 columns of d.
+// Each row's sums run in a fixed order over d and keys whatever the other rows are, so a node's
+// result does not depend on the tree around it (a decode step equals the same row in a verify).
+// C4: float4 columns of the head dim per lane (1 up to head dim 128, 2 up to 256).
+template <int C4>
+__global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_tree_params p, float *partials) {
+    extern __shared__ float4 smem4[];
+    float *smem = reinterpret_cast<float *>(smem4);
     int hd = p.head_dim, n_past = *p.n_past, G = p.n_heads / p.n_kv_heads;
+    prefix_layout L(hd);
+    int hdp = L.hdp, ld = L.ld;
     int nodes_per_block = ATTN_ROWS / G > 0 ? ATTN_ROWS / G : 1;
     int hk = blockIdx.x, z = blockIdx.y, node0 = blockIdx.z * nodes_per_block;
     int n_nodes = min(nodes_per_block, p.tree.n - node0), n_rows = n_nodes * G;
-    float *Ks = smem;                                /* [ATTN_TILE][hd + 1] (padded: lanes read columns) */
-    float *Vs = Ks + ATTN_TILE * (hd + 1);           /* [ATTN_TILE][hd] */
-    float *Qs = Vs + ATTN_TILE * hd;                 /* [ATTN_ROWS][hd]: row = local node * G + head in group */
-    float *Ps = Qs + ATTN_ROWS * hd;                 /* [PREFIX_WARPS][RW][ATTN_TILE] */
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *Qs = smem + L.q, *Ks = smem + L.k, *Vs = smem + L.v, *S = smem + L.p, *Pt = smem + L.p;
+    float *m_s = smem + L.stats, *l_s = m_s + ATTN_ROWS, *corr_s = l_s + ATTN_ROWS;
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int64_t q_row = (int64_t)p.n_heads * hd, kv_row = (int64_t)p.n_kv_heads * hd, kv_off = (int64_t)hk * hd;
-    /* staging loops are unrolled so that their global loads are in flight together */
-#pragma unroll 8
-    for (int e = threadIdx.x; e < n_rows * hd; e += blockDim.x) {
-        int r = e / hd, d = e % hd;
-        Qs[r * hd + d] = p.q[(node0 + r / G) * q_row + (int64_t)(hk * G + r % G) * hd + d];
+    bool vec = (hd & 3) == 0 && (((uintptr_t)p.q | (uintptr_t)p.k_cache | (uintptr_t)p.v_cache) & 15) == 0;
+    /* Q: row r is query head hk * G + r % G of node node0 + r / G; rows past the block's nodes are zero */
+    int hd4 = hdp / 4;
+    for (int e0 = tid; e0 < ATTN_ROWS * hd4; e0 += 8 * PREFIX_THREADS) { /* loads first, then stores */
+        float4 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int e = e0 + u * PREFIX_THREADS, r = e / hd4, d = 4 * (e % hd4);
+            v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (e < ATTN_ROWS * hd4 && r < n_rows)
+                v[u] = load4(p.q + (node0 + r / G) * q_row + (int64_t)(hk * G + r % G) * hd + d, d, hd, vec);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int e = e0 + u * PREFIX_THREADS, r = e / hd4, d = 4 * (e % hd4);
+            if (e < ATTN_ROWS * hd4) *reinterpret_cast<float4 *>(Qs + r * ld + d) = v[u];
+        }
     }
+    if (tid < ATTN_ROWS) m_s[tid] = -INFINITY, l_s[tid] = 0.0f;
     int chunk = (n_past + ATTN_SPLITS - 1) / ATTN_SPLITS;
     int begin = z * chunk, end = min(n_past, begin + chunk);
-    float m[RW], l[RW], o[RW][MAX_HEAD_DIM / 32];
+    float4 o[ATTN_ROWS / PREFIX_WARPS][C4];
 #pragma unroll
-    for (int r = 0; r < RW; r++) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-        for (int dd = 0; dd < MAX_HEAD_DIM / 32; dd++) o[r][dd] = 0.0f;
-    }
+    for (int r = 0; r < ATTN_ROWS / PREFIX_WARPS; r++)
+#pragma unroll
+        for (int c = 0; c < C4; c++) o[r][c] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    int tx = tid & 7, ty = tid >> 3;
     for (int t0 = begin; t0 < end; t0 += ATTN_TILE) {
         int nt = min(ATTN_TILE, end - t0);
         __syncthreads(); /* Qs is written / the previous tile is consumed */
-        if (hd % 4 == 0) { /* 16-byte loads, 8 in flight per thread */
-            int hd4 = hd / 4;
-#pragma unroll 8
-            for (int e = threadIdx.x; e < nt * hd4; e += blockDim.x) {
-                int t = e / hd4, d = 4 * (e % hd4);
-                float4 kv = *reinterpret_cast<const float4 *>(p.k_cache + (t0 + t) * kv_row + kv_off + d);
-                float4 vv = *reinterpret_cast<const float4 *>(p.v_cache + (t0 + t) * kv_row + kv_off + d);
-                float *kd = Ks + t * (hd + 1) + d;
-                kd[0] = kv.x, kd[1] = kv.y, kd[2] = kv.z, kd[3] = kv.w;
-                *reinterpret_cast<float4 *>(Vs + t * hd + d) = vv;
-            }
-        } else {
-#pragma unroll 8
-            for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
-                int t = e / hd, d = e % hd;
-                Ks[t * (hd + 1) + d] = p.k_cache[(t0 + t) * kv_row + kv_off + d];
-                Vs[t * hd + d] = p.v_cache[(t0 + t) * kv_row + kv_off + d];
+        stage_kv(Ks, ld, p.k_cache + t0 * kv_row + kv_off, Vs, hdp, p.v_cache + t0 * kv_row + kv_off, kv_row,
+                 ATTN_TILE, nt, hd, hdp, vec);
+        __syncthreads();
+        /* S = scale * Q K^T, -inf past the tile's keys */
+        if (ty + 16 < n_rows) score_tile<2>(Qs, Ks, S, ld, hdp, ty, tx, nt, p.scale);
+        else if (ty < n_rows) score_tile<1>(Qs, Ks, S, ld, hdp, ty, tx, nt, p.scale);
+        __syncthreads();
+        /* online softmax per row; P^T[key][w * 8 + r] holds row w + 4r */
+        float e[ATTN_ROWS / PREFIX_WARPS];
+#pragma unroll
+        for (int r = 0; r < ATTN_ROWS / PREFIX_WARPS; r++) {
+            int row = warp + PREFIX_WARPS * r;
+            e[r] = 0.0f;
+            if (row < n_rows) {
+                float s = S[row * (ATTN_TILE + 1) + lane], m_old = m_s[row];
+                float m_new = fmaxf(m_old, warp_max(s));
+                e[r] = __expf(s - m_new);
+                float corr = __expf(m_old - m_new), sum = warp_sum(e[r]);
+                if (lane == 0) m_s[row] = m_new, l_s[row] = l_s[row] * corr + sum, corr_s[row] = corr;
             }
         }
+        __syncthreads(); /* S is read: P^T overwrites it */
+        *reinterpret_cast<float4 *>(Pt + lane * PT_LD + warp * 8) = make_float4(e[0], e[1], e[2], e[3]);
+        *reinterpret_cast<float4 *>(Pt + lane * PT_LD + warp * 8 + 4) = make_float4(e[4], e[5], e[6], e[7]);
         __syncthreads();
+        /* O = corr * O + P V over the tile's keys (P = 0 past them, V rows zero-filled) */
+        float corr[ATTN_ROWS / PREFIX_WARPS];
 #pragma unroll
-        for (int r = 0; r < RW; r++) {
-            int row = warp * RW + r;
-            if (row < n_rows) { /* warp-uniform */
-                float s = -INFINITY;
-                if (lane < nt) {
-                    const float *q = Qs + row * hd, *k = Ks + lane * (hd + 1);
-                    float dot = 0.0f;
-                    for (int d = 0; d < hd; d++) dot += q[d] * k[d];
-                    s = dot * p.scale;
-                }
-                float m_new = fmaxf(m[r], warp_max(s));
-                float corr = __expf(m[r] - m_new), e = lane < nt ? __expf(s - m_new) : 0.0f;
-                l[r] = l[r] * corr + warp_sum(e);
-                float *pr = Ps + (warp * RW + r) * ATTN_TILE;
-                pr[lane] = e;
-                __syncwarp();
+        for (int r = 0; r < ATTN_ROWS / PREFIX_WARPS; r++) {
+            int row = warp + PREFIX_WARPS * r;
+            corr[r] = row < n_rows ? corr_s[row] : 1.0f;
 #pragma unroll
-                for (int dd = 0; dd < MAX_HEAD_DIM / 32; dd++) {
-                    int d = lane + 32 * dd;
-                    if (d < hd) {
-                        float acc = o[r][dd] * corr;
-                        for (int t = 0; t < nt; t++) acc += pr[t] * Vs[t * hd + d];
-                        o[r][dd] = acc;
+            for (int c = 0; c < C4; c++) {
+                o[r][c].x *= corr[r], o[r][c].y *= corr[r], o[r][c].z *= corr[r], o[r][c].w *= corr[r];
+            }
+        }
+        bool active = warp < n_rows; /* this warp holds at least one live row */
+        if (active) {
+#pragma unroll 4
+            for (int t = 0; t < nt; t++) {
+                float4 pa = *reinterpret_cast<const float4 *>(Pt + t * PT_LD + warp * 8);
+                float4 pb = *reinterpret_cast<const float4 *>(Pt + t * PT_LD + warp * 8 + 4);
+                float pr[8] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+                for (int c = 0; c < C4; c++) {
+                    int d = 4 * (lane + 32 * c);
+                    if (d < hdp) {
+                        float4 v = *reinterpret_cast<const float4 *>(Vs + t * hdp + d);
+#pragma unroll
+                        for (int r = 0; r < ATTN_ROWS / PREFIX_WARPS; r++) {
+                            o[r][c].x = fmaf(pr[r], v.x, o[r][c].x);
+                            o[r][c].y = fmaf(pr[r], v.y, o[r][c].y);
+                            o[r][c].z = fmaf(pr[r], v.z, o[r][c].z);
+                            o[r][c].w = fmaf(pr[r], v.w, o[r][c].w);
+                        }
                     }
                 }
-                __syncwarp();
-                m[r] = m_new;
             }
         }
     }
+    __syncthreads();
 #pragma unroll
-    for (int r = 0; r < RW; r++) {
-        int row = warp * RW + r;
-        if (row < n_rows) {
-            int i = node0 + row / G, h = hk * G + row % G;
-            float *part = partials + (((int64_t)i * p.n_heads + h) * ATTN_SLOTS + z) * ATTN_PARTIAL;
-            if (lane == 0) {
-                part[0] = m[r];
-                part[1] = l[r];
-            }
+    for (int r = 0; r < ATTN_ROWS / PREFIX_WARPS; r++) {
+        int row = warp + PREFIX_WARPS * r;
+        if (row >= n_rows) continue;
+        int i = node0 + row / G, h = hk * G + row % G;
+        float *part = partials + (((int64_t)i * p.n_heads + h) * ATTN_SLOTS + z) * ATTN_PARTIAL;
+        if (lane == 0) part[0] = m_s[row], part[1] = l_s[row];
 #pragma unroll
-            for (int dd = 0; dd < MAX_HEAD_DIM / 32; dd++) {
-                int d = lane + 32 * dd;
-                if (d < hd) part[2 + d] = o[r][dd];
-            }
+        for (int c = 0; c < C4; c++) {
+            int d = 4 * (lane + 32 * c);
+            float ov[4] = {o[r][c].x, o[r][c].y, o[r][c].z, o[r][c].w};
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (d + u < hd) part[2 + d + u] = ov[u];
         }
     }
 }
@@ -161,6 +267,7 @@ __global__ void __launch_bounds__(PREFIX_WARPS * 32) attn_prefix_kernel(stree_at
 // grid (n, n_heads): the node's ancestor-or-self tree keys, warps split them with an online softmax
 __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials) {
     __shared__ int path[MAX_PATH];
+    __shared__ int par[STAGED_PARENTS];
     __shared__ int n_path;
     __shared__ float w_m[ATTN_WARPS], w_l[ATTN_WARPS];
     __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
@@ -169,10 +276,15 @@ __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials)
     if (p.tree.depth[i] == i) { /* a chain from the root (prefill): the path is i, i-1, .., 0 */
         for (int t = threadIdx.x; t <= i; t += blockDim.x) path[t] = i - t;
         if (threadIdx.x == 0) n_path = i + 1;
-    } else if (threadIdx.x == 0) {
-        int n = 0;
-        for (int j = i; j >= 0; j = p.tree.parent[j]) path[n++] = j;
-        n_path = n;
+    } else { /* the parents up to i, staged in one parallel load, then walked from shared memory */
+        int n_staged = min(i + 1, STAGED_PARENTS);
+        for (int t = threadIdx.x; t < n_staged; t += blockDim.x) par[t] = p.tree.parent[t];
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int n = 0;
+            for (int j = i; j >= 0; j = j < n_staged ? par[j] : p.tree.parent[j]) path[n++] = j;
+            n_path = n;
+        }
     }
     __syncthreads();
     int64_t q_row = (int64_t)p.n_heads * hd, kv_row = (int64_t)p.n_kv_heads * hd;
@@ -262,10 +374,11 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
         CUDA_OK(cudaMalloc(&g_partials, g_partials_cap * sizeof(float)));
     }
     cudaStream_t s = stree_cuda_stream();
-    size_t smem = prefix_smem_bytes(p->head_dim);
+    size_t smem = sizeof(float) * (size_t)prefix_layout(p->head_dim).total;
     static size_t smem_set;
     if (smem > smem_set) { /* above 48 KB needs the opt-in; set before the first (eager) launch */
-        CUDA_OK(cudaFuncSetAttribute(attn_prefix_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        CUDA_OK(cudaFuncSetAttribute(attn_prefix_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        CUDA_OK(cudaFuncSetAttribute(attn_prefix_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         smem_set = smem;
     }
     int G = p->n_heads / p->n_kv_heads, nodes_per_block = ATTN_ROWS / G > 0 ? ATTN_ROWS / G : 1;
@@ -275,7 +388,8 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
         return;
     }
     dim3 g0(p->n_kv_heads, ATTN_SPLITS, ceil_div(p->tree.n, nodes_per_block));
-    attn_prefix_kernel<<<g0, PREFIX_WARPS * 32, smem, s>>>(*p, g_partials);
+    if (p->head_dim <= 128) attn_prefix_kernel<1><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
+    else attn_prefix_kernel<2><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
     LAUNCHED();
     dim3 g1(p->tree.n, p->n_heads);
     attn_tree_part_kernel<<<g1, ATTN_WARPS * 32, 0, s>>>(*p, g_partials);
