@@ -71,16 +71,6 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
-    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
-}
-
-// 4 consecutive floats of a row at column d (zero past hd): one 16-byte load when `vec`
-__device__ __forceinline__ float4 load4(const float *s, int d, int hd, bool vec) {
-    if (vec) return *reinterpret_cast<const float4 *>(s);
-    return make_float4(s[0], d + 1 < hd ? s[1] : 0.0f, d + 2 < hd ? s[2] : 0.0f, d + 3 < hd ? s[3] : 0.0f);
-}
-
 // `rows` rows of two [*, ld_src] fp32 matrices (K and V) into shared memory rows ld_a / ld_b apart,
 // zero past `valid` rows and past hd. Each thread loads its whole batch into registers before it
 // stores any of it, so all its loads are in flight together.

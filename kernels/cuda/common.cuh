@@ -29,6 +29,17 @@ static inline __host__ __device__ int ceil_div(int64_t a, int64_t b) { return (i
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
 
+// acc + a . b, in the order x, y, z, w
+__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
+    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
+}
+
+// 4 consecutive floats of a row at column d (zero past `len`): one 16-byte load when `vec`
+__device__ __forceinline__ float4 load4(const float *s, int d, int len, bool vec) {
+    if (vec) return *reinterpret_cast<const float4 *>(s);
+    return make_float4(s[0], d + 1 < len ? s[1] : 0.0f, d + 2 < len ? s[2] : 0.0f, d + 3 < len ? s[3] : 0.0f);
+}
+
 // Sum over a warp (fixed order: deterministic).
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -61,22 +61,13 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
 #define SCAN_TREE 256 /* parents of the first SCAN_TREE nodes are staged in shared memory */
 #define MAX_SCAN_P 256
 
-__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
-    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
-}
-
 // H0 row pp, float4 columns n = 4 (s + 4u): four threads cover a row in 64-byte runs
 template <int U>
 __device__ __forceinline__ void load_state_rows(const float *H0, int pp, int s, int P, int N, float4 (&hv)[U]) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         int n = 4 * (s + 4 * u);
-        hv[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (pp < P && n < N) {
-            const float *r = H0 + (int64_t)pp * N + n;
-            if ((N & 3) == 0) hv[u] = *reinterpret_cast<const float4 *>(r);
-            else hv[u] = make_float4(r[0], n + 1 < N ? r[1] : 0.0f, n + 2 < N ? r[2] : 0.0f, n + 3 < N ? r[3] : 0.0f);
-        }
+        hv[u] = pp < P && n < N ? load4(H0 + (int64_t)pp * N + n, n, N, (N & 3) == 0) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 }
 
