@@ -75,14 +75,19 @@ static void expect_close(const char *what, const float *d, const float *ref, siz
 
 TestSuite(cuda_ops, .init = setup);
 
-Test(cuda_ops, matmul) {
-    /* the small-batch GEMV (n <= 8, k % 8 == 0, ldx % 4 == 0; one and two weight rows per warp) and
-     * cuBLAS on a bf16 copy of the activations (other shapes) */
+/* Every case through the routing of the current mode: by default the GEMV (n = 1) and cuBLAS on a
+ * bf16 copy of the activations; in batch-invariant mode the tensor-core skinny matmul (n <= 128,
+ * k % 8 == 0, ldx % 4 == 0: every tile width, split and unsplit k, k and m not multiples of a tile, two
+ * token tiles), cuBLAS for the rest. */
+static void matmul_cases(void) {
     static const int32_t cases[][5] = {/* n, k, m, ldx, ldy */
                                        {1, 200, 96, 210, 100},  {3, 200, 96, 210, 100}, {7, 200, 96, 210, 100},
                                        {1, 200, 96, 208, 100},  {2, 264, 75, 264, 80},  {3, 200, 96, 208, 100},
                                        {5, 1032, 33, 1040, 40}, {8, 200, 96, 208, 97},  {4, 64, 8203, 64, 8203},
                                        {8, 40, 8192, 48, 8200}, {12, 200, 96, 208, 100}, {3, 264, 4100, 264, 4100},
+                                       {17, 512, 300, 516, 300}, {33, 1544, 1000, 1544, 1003},
+                                       {64, 4096, 200, 4096, 200}, {100, 520, 130, 520, 130},
+                                       {128, 256, 4100, 264, 4100}, {200, 64, 40, 64, 40},
                                        {12, 72, 64, 72, 64}}; /* the last two also with relu(x)^2 inputs */
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         int32_t n = cases[t][0], k = cases[t][1], m = cases[t][2];
@@ -116,6 +121,51 @@ Test(cuda_ops, matmul) {
             G->free(dx), G->free(db), G->free(dy), G->free(dw);
         }
         free(x), free(w), free(b), free(y0), free(xr), free(wr), free(yr);
+    }
+}
+
+/* Batch-invariant mode: row i of an n-row product is bitwise the 1-row product of row i, for every n
+ * the skinny matmul takes and for split and unsplit k: what makes a drafter's step agree exactly with
+ * the verify. */
+Test(cuda_ops, matmul) { matmul_cases(); }
+
+Test(cuda_ops, matmul_batch_invariant_mode) {
+    setenv("STREE_CUDA_BATCH_INVARIANT", "1", 1); /* read at this process's first matmul */
+    matmul_cases();
+}
+
+Test(cuda_ops, matmul_batch_invariant) {
+    setenv("STREE_CUDA_BATCH_INVARIANT", "1", 1);
+    static const int32_t shapes[][2] = {{1536, 4100}, {4096, 1000}, {520, 96}}; /* k, m */
+    static const int32_t ns[] = {2, 7, 9, 16, 31, 64, 100, 128};
+    enum { N_MAX = 128 };
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int32_t k = shapes[t][0], m = shapes[t][1];
+        float *x = rnd((size_t)N_MAX * k, 1.0f), *w = rnd((size_t)m * k, 0.2f);
+        float *dx = dev(x, (size_t)N_MAX * k * 4), *one = poisoned((size_t)N_MAX * m), *many = poisoned((size_t)N_MAX * m);
+        void *dw = G->upload_matrix(w, m, k);
+        stree_matmul_params p = {.x = dx, .w = dw, .wtype = STREE_WTYPE_BF16, .n = 1, .k = k, .m = m, .ldx = k,
+                                 .ldy = m, .alpha = 1.0f};
+        for (int i = 0; i < N_MAX; i++) {
+            p.x = dx + (size_t)i * k, p.y = one + (size_t)i * m;
+            G->matmul(&p);
+        }
+        float *h1 = malloc((size_t)N_MAX * m * 4), *hn = malloc((size_t)N_MAX * m * 4);
+        G->download(h1, one, (size_t)N_MAX * m * 4);
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++) {
+            p.x = dx, p.y = many, p.n = ns[j];
+            G->matmul(&p);
+            G->download(hn, many, (size_t)ns[j] * m * 4);
+            cr_assert_null(G->take_error(), "matmul k=%d m=%d n=%d: a CUDA call failed", k, m, ns[j]);
+            size_t diff = (size_t)ns[j] * m;
+            for (size_t e = 0; e < (size_t)ns[j] * m && diff == (size_t)ns[j] * m; e++)
+                if (memcmp(&h1[e], &hn[e], 4) != 0) diff = e;
+            cr_expect_eq(diff, (size_t)ns[j] * m, "matmul k=%d m=%d: row %zu of the %d-row product is not the "
+                         "1-row product (column %zu: %.9g vs %.9g)", k, m, diff / m, ns[j], diff % m,
+                         diff < (size_t)ns[j] * m ? hn[diff] : 0.0, diff < (size_t)ns[j] * m ? h1[diff] : 0.0);
+        }
+        free(x), free(w), free(h1), free(hn);
+        G->free(dx), G->free(one), G->free(many), G->free(dw);
     }
 }
 

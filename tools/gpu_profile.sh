@@ -27,7 +27,7 @@ seg = ks[ends[-2] + 1:ends[-1] + 1]
 agg, tot = collections.defaultdict(lambda: [0, 0.0]), collections.defaultdict(float)
 for n, g, us in seg:
     agg[(n, g)][0] += 1; agg[(n, g)][1] += us
-    tot["GEMM (cuBLAS + GEMV)" if n.startswith(("nvjet", "void cublasLt", "void gemv", "sm90")) else n.split("<")[0]] += us
+    tot["GEMM (skinny, cuBLAS, GEMV)" if n.startswith(("nvjet", "void cublasLt", "void gemv", "void skinny", "sm90")) else n.split("<")[0]] += us
 print(f"last forward: {len(seg)} kernels, {sum(k[2] for k in seg):.1f} us of GPU time")
 for n, t in sorted(tot.items(), key=lambda x: -x[1]): print(f"  {n:40s} {t:9.1f} us")
 print(f"\n{'kernel':56s} {'grid':>14s} {'calls':>5s} {'total us':>9s}")

@@ -60,6 +60,8 @@ __device__ __forceinline__ float block_sum(float v, float *smem32) {
 // C entry points of each file (table.cu gathers them)
 extern "C" {
 void stree_cuda_matmul(const stree_matmul_params *p);
+bool stree_cuda_skinny_fits(const stree_matmul_params *p);
+void stree_cuda_skinny_matmul(const stree_matmul_params *p);
 void stree_cuda_rmsnorm(const stree_rmsnorm_params *p);
 void stree_cuda_gated_norm(const stree_gated_norm_params *p);
 void stree_cuda_rope(const stree_rope_params *p);

@@ -146,8 +146,24 @@ static int gemv_max_rows(void) {
     return rows;
 }
 
+/* STREE_CUDA_BATCH_INVARIANT=1: every matmul of n <= 128 rows goes to the skinny matmul (skinny.cu),
+ * whose row i of an n-row product is bitwise the 1-row product, so a drafter's step and the verify of
+ * the same token agree exactly. It is slower than the GEMV and cuBLAS on the H200 (docs/PERF.md). */
+static bool batch_invariant(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("STREE_CUDA_BATCH_INVARIANT");
+        on = e && atoi(e) > 0;
+    }
+    return on;
+}
+
 extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
+    if (batch_invariant() && stree_cuda_skinny_fits(p)) {
+        stree_cuda_skinny_matmul(p);
+        return;
+    }
     if (gemv_fits(p) && p->n <= gemv_max_rows()) {
         if (p->n == 1) launch_gemv<1>(p, s);
         else if (p->n == 2) launch_gemv<2>(p, s);
