@@ -43,6 +43,8 @@
 #define SK_MIN_KSLICE 512
 #define SK_MAX_SPLITS 16
 #define SK_MAX_TICKETS 4096
+static_assert(SK_STAGES >= 3, "the main loop waits for the step after the current one");
+static_assert(SK_WCHUNKS * 4 == 16 * SK_MT, "a warp copies 4 rows per instruction");
 
 __device__ int g_sk_tickets[SK_MAX_TICKETS]; /* per output tile; zero at load, reset by the last block */
 static float *g_sk_partials;                 /* [splits][n][m] */
@@ -161,11 +163,6 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
     int tok0 = blockIdx.x * TN;
     int64_t row0 = (int64_t)blockIdx.y * SK_BM + warp * 16 * MT;
     int kbeg = blockIdx.z * kslice, kend = min(p.k, kbeg + kslice), nk = ceil_div(kend - kbeg, SK_BK);
-    /* Row blocks start their walk over k at different steps: were they all at the same step, every
-     * block would read the same x columns at once from one L2 slice. The rotation depends on the row
-     * block and split only, so the summation order still does not depend on n. */
-    int rot = (int)((int64_t)blockIdx.y * nk / gridDim.y);
-    auto step_col = [&](int s) { return kbeg + ((s + rot) % nk) * SK_BK; };
     const uint4 *w[SK_WCHUNKS]; /* the rows this thread copies: local rows 4 j + lane / 8 */
 #pragma unroll
     for (int j = 0; j < SK_WCHUNKS; j++) { /* a missing row re-reads the last one; never stored */
@@ -182,8 +179,8 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
 #pragma unroll
     for (int st = 0; st < SK_STAGES - 1; st++) {
         if (st < nk) {
-            load_w_step(my_slots + st * SK_WARPS * SK_WCHUNKS * 32, w, step_col(st), kend);
-            load_x_step<TN>(xtiles + st * TN * 16, p, tok0, step_col(st), kend);
+            load_w_step(my_slots + st * SK_WARPS * SK_WCHUNKS * 32, w, kbeg + st * SK_BK, kend);
+            load_x_step<TN>(xtiles + st * TN * 16, p, tok0, kbeg + st * SK_BK, kend);
         }
         cp_async_commit();
     }
@@ -194,8 +191,8 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
         __syncthreads(); /* the bf16 x of step kt is complete; everyone is done with step kt - 1 */
         int ahead = kt + SK_STAGES - 1;
         if (ahead < nk) {
-            load_w_step(my_slots + (ahead % SK_STAGES) * SK_WARPS * SK_WCHUNKS * 32, w, step_col(ahead), kend);
-            load_x_step<TN>(xtiles + (ahead % SK_STAGES) * TN * 16, p, tok0, step_col(ahead), kend);
+            load_w_step(my_slots + (ahead % SK_STAGES) * SK_WARPS * SK_WCHUNKS * 32, w, kbeg + ahead * SK_BK, kend);
+            load_x_step<TN>(xtiles + (ahead % SK_STAGES) * TN * 16, p, tok0, kbeg + ahead * SK_BK, kend);
         }
         cp_async_commit();
         if (kt + 1 < nk) /* x of the next step to bf16 once, for all warps */
