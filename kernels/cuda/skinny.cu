@@ -145,7 +145,6 @@ __device__ __forceinline__ void convert_x_step(uint2 *bf, const float4 *tile, bo
 }
 
 __device__ __forceinline__ void store_out(const stree_matmul_params &p, int tok, int64_t row, float v) {
-    if (tok >= p.n || row >= p.m) return;
     v += p.maybe_bias ? p.maybe_bias[row] : 0.0f;
     float *y = p.y + tok * p.ldy + row;
     *y = p.accumulate ? *y + p.alpha * v : p.alpha * v;
@@ -225,28 +224,26 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
     cp_async_wait<0>();
 
     // acc[mt][nt][e]: row row0 + 16 mt + g + 8 (e >> 1), token tok0 + 8 nt + 2q + (e & 1)
-    if (gridDim.z == 1) {
+    /* f(token, row, value) for each accumulator this thread holds inside the output */
+    auto each_output = [&](auto f) {
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                    store_out(p, tok0 + 8 * nt + 2 * q + (e & 1), row0 + 16 * mt + g + 8 * (e >> 1), acc[mt][nt][e]);
+                for (int e = 0; e < 4; e++) {
+                    int tok = tok0 + 8 * nt + 2 * q + (e & 1);
+                    int64_t row = row0 + 16 * mt + g + 8 * (e >> 1);
+                    if (tok < p.n && row < p.m) f(tok, row, acc[mt][nt][e]);
+                }
+    };
+    if (gridDim.z == 1) {
+        each_output([&](int tok, int64_t row, float v) { store_out(p, tok, row, v); });
         return;
     }
     // split k: every block stores its partial; the last to finish sums all of them in split order
     size_t plane = (size_t)p.n * p.m;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int tok = tok0 + 8 * nt + 2 * q + (e & 1);
-                int64_t row = row0 + 16 * mt + g + 8 * (e >> 1);
-                if (tok < p.n && row < p.m) partials[blockIdx.z * plane + (size_t)tok * p.m + row] = acc[mt][nt][e];
-            }
+    each_output([&](int tok, int64_t row, float v) { partials[blockIdx.z * plane + (size_t)tok * p.m + row] = v; });
     __shared__ int last;
     __threadfence();
     __syncthreads();
@@ -258,20 +255,12 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
     __syncthreads();
     if (!last) return;
     __threadfence();
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int tok = tok0 + 8 * nt + 2 * q + (e & 1);
-                int64_t row = row0 + 16 * mt + g + 8 * (e >> 1);
-                if (tok >= p.n || row >= p.m) continue;
-                const float *src = partials + (size_t)tok * p.m + row;
-                float v = 0.0f;
-                for (unsigned z = 0; z < gridDim.z; z++) v += __ldcg(src + z * plane); /* fixed order */
-                store_out(p, tok, row, v);
-            }
+    each_output([&](int tok, int64_t row, float) {
+        const float *src = partials + (size_t)tok * p.m + row;
+        float v = 0.0f;
+        for (unsigned z = 0; z < gridDim.z; z++) v += __ldcg(src + z * plane); /* fixed order */
+        store_out(p, tok, row, v);
+    });
 }
 
 static size_t skinny_smem(int nt) {
