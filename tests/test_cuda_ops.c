@@ -124,9 +124,6 @@ static void matmul_cases(void) {
     }
 }
 
-/* Batch-invariant mode: row i of an n-row product is bitwise the 1-row product of row i, for every n
- * the skinny matmul takes and for split and unsplit k: what makes a drafter's step agree exactly with
- * the verify. */
 Test(cuda_ops, matmul) { matmul_cases(); }
 
 Test(cuda_ops, matmul_batch_invariant_mode) {
@@ -134,6 +131,9 @@ Test(cuda_ops, matmul_batch_invariant_mode) {
     matmul_cases();
 }
 
+/* Batch-invariant mode: row i of an n-row product is bitwise the 1-row product of row i, for every n
+ * the skinny matmul takes and for split and unsplit k: what makes a drafter's step agree exactly with
+ * the verify. */
 Test(cuda_ops, matmul_batch_invariant) {
     setenv("STREE_CUDA_BATCH_INVARIANT", "1", 1);
     static const int32_t shapes[][2] = {{1536, 4100}, {4096, 1000}, {520, 96}}; /* k, m */

@@ -47,7 +47,7 @@ extern "C" void stree_cuda_rope(const stree_rope_params *p) {
 #define PT_LD (ATTN_ROWS + 4) /* P^T row stride: a lane's float4 stores fall in distinct banks */
 
 static float *g_partials;
-static size_t g_partials_cap;
+static size_t g_partials_cap; /* bytes */
 
 // Shared-memory layout of the prefix kernel, in floats. Head dims are padded to a multiple of 4
 // (hdp, zero-filled) for 16-byte reads; Q and K rows are `ld` apart, ld = 4 (mod 8), so the eight
@@ -358,11 +358,8 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
                         __FILE__, __LINE__);
         return;
     }
-    size_t need = (size_t)p->tree.n * (size_t)p->n_heads * ATTN_SLOTS * ATTN_PARTIAL;
-    if (need > g_partials_cap) { /* grown outside graph capture (the eager pass comes first); kept for graphs */
-        g_partials_cap = need * 2;
-        CUDA_OK(cudaMalloc(&g_partials, g_partials_cap * sizeof(float)));
-    }
+    grow_scratch((void **)&g_partials, &g_partials_cap,
+                 (size_t)p->tree.n * (size_t)p->n_heads * ATTN_SLOTS * ATTN_PARTIAL * sizeof(float), 0);
     cudaStream_t s = stree_cuda_stream();
     size_t smem = sizeof(float) * (size_t)prefix_layout(p->head_dim).total;
     static size_t smem_set;

@@ -40,6 +40,22 @@ __device__ __forceinline__ float4 load4(const float *s, int d, int len, bool vec
     return make_float4(s[0], d + 1 < len ? s[1] : 0.0f, d + 2 < len ? s[2] : 0.0f, d + 3 < len ? s[3] : 0.0f);
 }
 
+// relu(v)^2 per lane (the relu2 MLP's activation, applied as a matmul reads its input)
+__device__ __forceinline__ float4 relu2_f4(float4 v) {
+    v.x = v.x > 0.0f ? v.x * v.x : 0.0f, v.y = v.y > 0.0f ? v.y * v.y : 0.0f;
+    v.z = v.z > 0.0f ? v.z * v.z : 0.0f, v.w = v.w > 0.0f ? v.w * v.w : 0.0f;
+    return v;
+}
+
+// Grows a scratch buffer to at least `bytes` (twice that, and at least min_bytes). The old buffer is
+// kept, not freed: a captured graph may still read it. Growth happens in the eager pass that precedes
+// capture.
+static inline void grow_scratch(void **buf, size_t *cap, size_t bytes, size_t min_bytes) {
+    if (bytes <= *cap) return;
+    *cap = bytes * 2 > min_bytes ? bytes * 2 : min_bytes;
+    CUDA_OK(cudaMalloc(buf, *cap));
+}
+
 // Sum over a warp (fixed order: deterministic).
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -6,7 +6,7 @@
 #include "kernels/cuda/common.cuh"
 
 static __nv_bfloat16 *g_xb;  // bf16 copy of a matmul's input
-static size_t g_xb_cap;
+static size_t g_xb_cap; /* bytes */
 
 __global__ void to_bf16_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, int n, int k, int relu2) {
     int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -39,12 +39,6 @@ __device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b) {
     float2 w0 = __bfloat1622float2(w2[0]), w1 = __bfloat1622float2(w2[1]);
     float2 w2f = __bfloat1622float2(w2[2]), w3 = __bfloat1622float2(w2[3]);
     return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2f.x * b.x + w2f.y * b.y + w3.x * b.z + w3.y * b.w;
-}
-
-__device__ __forceinline__ float4 relu2_f4(float4 v) {
-    v.x = v.x > 0.0f ? v.x * v.x : 0.0f, v.y = v.y > 0.0f ? v.y * v.y : 0.0f;
-    v.z = v.z > 0.0f ? v.z * v.z : 0.0f, v.w = v.w > 0.0f ? v.w * v.w : 0.0f;
-    return v;
 }
 
 __device__ __forceinline__ float4 round_bf16(float4 v) {
@@ -171,12 +165,7 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
         else launch_gemv<8>(p, s);
         return;
     }
-    size_t need = (size_t)p->n * (size_t)p->k;
-    if (need > g_xb_cap) {
-        /* the old buffer stays allocated: captured graphs may still read it */
-        g_xb_cap = need * 2 > ((size_t)1 << 22) ? need * 2 : ((size_t)1 << 22);
-        CUDA_OK(cudaMalloc(&g_xb, g_xb_cap * sizeof *g_xb));
-    }
+    grow_scratch((void **)&g_xb, &g_xb_cap, (size_t)p->n * (size_t)p->k * sizeof *g_xb, (size_t)1 << 23);
     dim3 grid(ceil_div(p->k, 256), p->n);
     to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
     LAUNCHED();

@@ -48,7 +48,7 @@ static_assert(SK_WCHUNKS * 4 == 16 * SK_MT, "a warp copies 4 rows per instructio
 
 __device__ int g_sk_tickets[SK_MAX_TICKETS]; /* per output tile; zero at load, reset by the last block */
 static float *g_sk_partials;                 /* [splits][n][m] */
-static size_t g_sk_partials_cap;
+static size_t g_sk_partials_cap; /* bytes */
 
 struct skinny_split {
     int splits, kslice;
@@ -81,8 +81,6 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 __device__ __forceinline__ uint32_t word(uint4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
-
-__device__ __forceinline__ float relu2(float v) { return v > 0.0f ? v * v : 0.0f; }
 
 // d += a (16 x 16, row) * b (16 x 8, col), fp32 accumulation
 __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -139,7 +137,7 @@ __device__ __forceinline__ void convert_x_step(uint2 *bf, const float4 *tile, bo
         int c = threadIdx.x + i * SK_WARPS * 32, t = c >> 4, j = (c & 15) >> 1;
         if (c >= TN * 16) break;
         float4 v = tile[c];
-        if (relu) v = make_float4(relu2(v.x), relu2(v.y), relu2(v.z), relu2(v.w));
+        if (relu) v = relu2_f4(v);
         bf[(t * 8 + (j ^ ((t & 1) << 2))) * 2 + (c & 1)] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
     }
 }
@@ -169,6 +167,11 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
         w[j] = reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)p.w + row * p.k);
     }
     uint4 *my_slots = wslots + warp * SK_WCHUNKS * 32; /* this warp's rows */
+    constexpr int W_STAGE = SK_WARPS * SK_WCHUNKS * 32, X_STAGE = TN * 16; /* uint4 / float4 per stage */
+    auto issue_step = [&](int s) { /* the copies of step s into stage s % SK_STAGES */
+        load_w_step(my_slots + (s % SK_STAGES) * W_STAGE, w, kbeg + s * SK_BK, kend);
+        load_x_step<TN>(xtiles + (s % SK_STAGES) * X_STAGE, p, tok0, kbeg + s * SK_BK, kend);
+    };
     float acc[MT][NT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -177,10 +180,7 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
 
 #pragma unroll
     for (int st = 0; st < SK_STAGES - 1; st++) {
-        if (st < nk) {
-            load_w_step(my_slots + st * SK_WARPS * SK_WCHUNKS * 32, w, kbeg + st * SK_BK, kend);
-            load_x_step<TN>(xtiles + st * TN * 16, p, tok0, kbeg + st * SK_BK, kend);
-        }
+        if (st < nk) issue_step(st);
         cp_async_commit();
     }
     cp_async_wait<SK_STAGES - 2>(); /* step 0 */
@@ -189,16 +189,13 @@ __global__ void __launch_bounds__(SK_WARPS * 32) skinny_kernel(stree_matmul_para
         cp_async_wait<SK_STAGES - 3>(); /* this thread's copies of steps kt and kt + 1 have landed */
         __syncthreads(); /* the bf16 x of step kt is complete; everyone is done with step kt - 1 */
         int ahead = kt + SK_STAGES - 1;
-        if (ahead < nk) {
-            load_w_step(my_slots + (ahead % SK_STAGES) * SK_WARPS * SK_WCHUNKS * 32, w, kbeg + ahead * SK_BK, kend);
-            load_x_step<TN>(xtiles + (ahead % SK_STAGES) * TN * 16, p, tok0, kbeg + ahead * SK_BK, kend);
-        }
+        if (ahead < nk) issue_step(ahead);
         cp_async_commit();
         if (kt + 1 < nk) /* x of the next step to bf16 once, for all warps */
             convert_x_step<TN>(reinterpret_cast<uint2 *>(xbf + ((kt + 1) & 1) * TN * 8),
-                               xtiles + ((kt + 1) % SK_STAGES) * TN * 16, p.x_relu2);
+                               xtiles + ((kt + 1) % SK_STAGES) * X_STAGE, p.x_relu2);
         uint4 wf[SK_WCHUNKS];
-        const uint4 *st = my_slots + (kt % SK_STAGES) * SK_WARPS * SK_WCHUNKS * 32;
+        const uint4 *st = my_slots + (kt % SK_STAGES) * W_STAGE;
 #pragma unroll
         for (int j = 0; j < SK_WCHUNKS; j++) { /* [mt][row g, g + 8][chunk q, 4 + q] */
             int lr = 16 * (j >> 2) + 8 * ((j >> 1) & 1) + g, c = 4 * (j & 1) + q;
@@ -292,12 +289,9 @@ extern "C" void stree_cuda_skinny_matmul(const stree_matmul_params *p) {
     if (p->n <= 0 || p->m <= 0) return;
     cudaStream_t s = stree_cuda_stream();
     skinny_split sp = skinny_split_for(p->m, p->k);
-    size_t need = sp.splits > 1 ? (size_t)sp.splits * p->n * p->m : 0;
-    if (need > g_sk_partials_cap) {
-        /* the old buffer stays allocated: captured graphs may still read it */
-        g_sk_partials_cap = need * 2 > ((size_t)1 << 20) ? need * 2 : ((size_t)1 << 20);
-        CUDA_OK(cudaMalloc(&g_sk_partials, g_sk_partials_cap * sizeof(float)));
-    }
+    if (sp.splits > 1)
+        grow_scratch((void **)&g_sk_partials, &g_sk_partials_cap, (size_t)sp.splits * p->n * p->m * sizeof(float),
+                     (size_t)1 << 22);
     if (p->n <= 8) launch_skinny<1>(p, sp, s);
     else if (p->n <= 16) launch_skinny<2>(p, sp, s);
     else if (p->n <= 32) launch_skinny<4>(p, sp, s);
