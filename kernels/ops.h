@@ -37,6 +37,8 @@ typedef struct stree_matmul_params {
     float alpha;
     int32_t accumulate;
     int32_t x_relu2;         /* 1: each x element enters as relu(x)^2 (the relu2 MLP's activation) */
+    const void *maybe_x_wt;  /* [n, k] contiguous: x already in the weight type (bf16 on CUDA, fp32 on
+                                the CPU), as the norm that made x also stored it; never with x_relu2 */
 } stree_matmul_params;
 
 typedef struct stree_rmsnorm_params {
@@ -47,6 +49,7 @@ typedef struct stree_rmsnorm_params {
     int64_t ldx, ldy;
     float eps;
     stree_norm_kind kind;    /* RMS: w*x̂; RMS_OFFSET: (1+w)*x̂ */
+    void *maybe_y_wt;        /* [n, dim] contiguous: y also stored in the weight type, for a matmul */
 } stree_rmsnorm_params;
 
 typedef struct stree_gated_norm_params {
@@ -57,6 +60,7 @@ typedef struct stree_gated_norm_params {
     int32_t n, dim, groups, norm_before_gate;
     int64_t ldz;
     float eps;
+    void *maybe_out_wt;      /* [n, dim]: out also stored in the weight type, for a matmul */
 } stree_gated_norm_params;
 
 typedef struct stree_rope_params {

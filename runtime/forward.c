@@ -28,23 +28,27 @@ static const float *scaled_input(const stree_ops *ops, stree_workspace *ws, cons
     return ws->tmp;
 }
 
-static void linear(const stree_ops *ops, const float *x, int64_t ldx, const void *w, const float *maybe_bias,
-                   float *y, int64_t ldy, int32_t n, int32_t k, int32_t m, float alpha, int32_t accumulate) {
+/* maybe_x_wt: x in the weight type, as its norm stored it (NULL: the backend converts x itself) */
+static void linear(const stree_ops *ops, const float *x, const void *maybe_x_wt, int64_t ldx, const void *w,
+                   const float *maybe_bias, float *y, int64_t ldy, int32_t n, int32_t k, int32_t m, float alpha,
+                   int32_t accumulate) {
     stree_matmul_params p = {.x = x, .w = w, .wtype = ops->wtype, .maybe_bias = maybe_bias, .y = y, .n = n, .k = k,
-                             .m = m, .ldx = ldx, .ldy = ldy, .alpha = alpha, .accumulate = accumulate};
+                             .m = m, .ldx = ldx, .ldy = ldy, .alpha = alpha, .accumulate = accumulate,
+                             .maybe_x_wt = maybe_x_wt};
     ops->matmul(&p);
 }
 
-static void rmsnorm(const stree_ops *ops, const float *x, const float *w, float *y, int32_t n, int32_t dim,
-                    int64_t ld, float eps, stree_norm_kind kind) {
+static void rmsnorm(const stree_ops *ops, const float *x, const float *w, float *y, void *maybe_y_wt, int32_t n,
+                    int32_t dim, int64_t ld, float eps, stree_norm_kind kind) {
     stree_rmsnorm_params p = {.x = x, .maybe_w = w, .y = y, .n = n, .dim = dim, .ldx = ld, .ldy = ld,
-                              .eps = eps, .kind = kind};
+                              .eps = eps, .kind = kind, .maybe_y_wt = maybe_y_wt};
     ops->rmsnorm(&p);
 }
 
-/* h [n, D] += mamba2(u [n, D]) * out_mult * scale; fills the layer's verify-cache rows. */
-static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *h,
-                         float scale) {
+/* h [n, D] += mamba2(u [n, D]) * out_mult * scale; fills the layer's verify-cache rows. u_wt: u in the
+ * weight type. */
+static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u,
+                         const void *u_wt, float *h, float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
@@ -54,8 +58,8 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
     int32_t GN = md->n_groups * md->d_state, li = l->mamba_index;
     stree_workspace *ws = &st->ws;
     float *proj = ws->big; /* [n, in_proj_dim]: z | x | B | C | dt */
-    u = scaled_input(ops, ws, u, n, D, md->in_mult);
-    linear(ops, u, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
+    if (md->in_mult != 1.0f) u = scaled_input(ops, ws, u, n, D, md->in_mult), u_wt = NULL;
+    linear(ops, u, u_wt, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
     /* Falcon-H1 muP: scale the five segments (a no-op elsewhere) */
     int32_t seg_end[5] = {I, 2 * I, 2 * I + GN, 2 * I + 2 * GN, md->in_proj_dim};
     for (int32_t s = 0, start = 0; s < 5; start = seg_end[s], s++) {
@@ -79,14 +83,14 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
     stree_gated_norm_params gp = {.y = y, .z = proj, .maybe_w = md->gnorm_weight ? w->maybe_norm : NULL, .out = g,
                                   .n = n, .dim = I, .groups = md->gnorm_groups,
                                   .norm_before_gate = md->gnorm_before_gate, .ldz = md->in_proj_dim,
-                                  .eps = md->gnorm_eps};
+                                  .eps = md->gnorm_eps, .maybe_out_wt = ws->g_wt};
     ops->gated_norm(&gp);
-    linear(ops, g, I, w->out_proj, w->maybe_out_bias, h, D, n, I, D, md->out_mult * scale, 1);
+    linear(ops, g, ws->g_wt, I, w->out_proj, w->maybe_out_bias, h, D, n, I, D, md->out_mult * scale, 1);
 }
 
 /* h [n, D] += attention(u * in_mult) * out_mult * scale over prefix + tree ancestors. */
-static void attention_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u, float *h,
-                            float scale) {
+static void attention_block(stree_state *st, int32_t layer, const stree_tree_view *tv, const float *u,
+                            const void *u_wt, float *h, float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_layer_desc *l = &m->desc.layers[layer];
@@ -97,14 +101,14 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
     stree_workspace *ws = &st->ws;
     float *q = ws->big, *o = ws->big2;
     float *k = st->vc.k_tree[li], *v = st->vc.v_tree[li];
-    u = scaled_input(ops, ws, u, n, D, l->attn_in_mult);
-    linear(ops, u, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
-    linear(ops, u, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
-    linear(ops, u, D, w->v, w->maybe_v_bias, v, kv_dim, n, D, kv_dim, 1.0f, 0);
+    if (l->attn_in_mult != 1.0f) u = scaled_input(ops, ws, u, n, D, l->attn_in_mult), u_wt = NULL;
+    linear(ops, u, u_wt, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
+    linear(ops, u, u_wt, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
+    linear(ops, u, u_wt, D, w->v, w->maybe_v_bias, v, kv_dim, n, D, kv_dim, 1.0f, 0);
     if (a->key_mult != 1.0f) axpby(ops, k, kv_dim, k, kv_dim, n, kv_dim, a->key_mult, 0.0f);
     if (a->qk_norm) {
-        rmsnorm(ops, q, w->maybe_q_norm, q, n * a->n_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
-        rmsnorm(ops, k, w->maybe_k_norm, k, n * a->n_kv_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
+        rmsnorm(ops, q, w->maybe_q_norm, q, NULL, n * a->n_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
+        rmsnorm(ops, k, w->maybe_k_norm, k, NULL, n * a->n_kv_heads, hd, hd, m->desc.norm_eps, m->desc.norm_kind);
     }
     if (a->rope_dims > 0) {
         stree_rope_params rq = {.x = q, .n = n, .n_heads = a->n_heads, .head_dim = hd, .rope_dims = a->rope_dims,
@@ -121,11 +125,12 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
                                  .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads, .head_dim = hd,
                                  .scale = a->scale, .scratch = ws->scores};
     ops->attn_tree(&ap);
-    linear(ops, o, q_dim, w->o, w->maybe_o_bias, h, D, n, q_dim, D, l->attn_out_mult * scale, 1);
+    linear(ops, o, NULL, q_dim, w->o, w->maybe_o_bias, h, D, n, q_dim, D, l->attn_out_mult * scale, 1);
 }
 
 /* h [n, D] += (dense MLP and/or routed experts of u) * scale. */
-static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u, float *h, float scale) {
+static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u, const void *u_wt, float *h,
+                      float scale) {
     const stree_model *m = st->model;
     const stree_ops *ops = m->ops;
     const stree_mlp_desc *md = &m->desc.layers[layer].mlp;
@@ -137,8 +142,8 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
     if (md->has_dense) {
         float *gate = ws->big, *up = ws->big2, *act = ws->big3;
         float down_alpha = md->down_mult * (md->has_moe ? 1.0f : scale);
-        if (md->dense_act == STREE_ACT_SILU) linear(ops, u, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
-        linear(ops, u, D, w->up, NULL, up, md->d_ff, n, D, md->d_ff, 1.0f, 0);
+        if (md->dense_act == STREE_ACT_SILU) linear(ops, u, u_wt, D, w->gate, NULL, gate, md->d_ff, n, D, md->d_ff, 1.0f, 0);
+        linear(ops, u, u_wt, D, w->up, NULL, up, md->d_ff, n, D, md->d_ff, 1.0f, 0);
         if (md->dense_act == STREE_ACT_RELU2) { /* relu(up)^2 is applied as the down projection reads it */
             stree_matmul_params dp = {.x = up, .w = w->down, .wtype = ops->wtype, .y = out, .n = n, .k = md->d_ff,
                                       .m = D, .ldx = md->d_ff, .ldy = D, .alpha = down_alpha,
@@ -148,14 +153,14 @@ static void mlp_block(stree_state *st, int32_t layer, int32_t n, const float *u,
             stree_ffn_act_params fp = {.gate = gate, .up = up, .out = act, .n = n, .d = md->d_ff, .ld = md->d_ff,
                                        .act = md->dense_act, .gate_mult = md->gate_mult};
             ops->ffn_act(&fp);
-            linear(ops, act, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, down_alpha, !md->has_moe);
+            linear(ops, act, NULL, md->d_ff, w->down, NULL, out, D, n, md->d_ff, D, down_alpha, !md->has_moe);
         }
     } else {
         ops->zero(out, (size_t)n * (size_t)D * sizeof(float));
     }
     if (md->has_moe) {
         float *logits = ws->big;
-        linear(ops, u, D, w->router, NULL, logits, md->n_experts, n, D, md->n_experts, 1.0f, 0);
+        linear(ops, u, u_wt, D, w->router, NULL, logits, md->n_experts, n, D, md->n_experts, 1.0f, 0);
         stree_route_params rp = {.logits = logits, .maybe_bias = w->maybe_router_bias, .experts = ws->route_e,
                                  .weights = ws->route_w, .n = n, .n_experts = md->n_experts, .top_k = md->top_k,
                                  .norm_topk = md->norm_topk, .kind = md->router, .scale = md->routed_scale};
@@ -184,14 +189,14 @@ static void run_layers(stree_state *st, const stree_tree_view *tv, int want_logi
         const stree_layer_desc *l = &d->layers[li];
         const stree_layer_weights *lw = &m->dw.layers[li];
         if (l->has_mamba2 || l->has_attention) {
-            rmsnorm(ops, ws->h, lw->norm1, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
+            rmsnorm(ops, ws->h, lw->norm1, ws->xn, ws->xn_wt, n, D, D, d->norm_eps, d->norm_kind);
             /* the mixers add into the residual stream (xn is their common input) */
-            if (l->has_mamba2) mamba2_block(st, li, tv, ws->xn, ws->h, d->residual_mult);
-            if (l->has_attention) attention_block(st, li, tv, ws->xn, ws->h, d->residual_mult);
+            if (l->has_mamba2) mamba2_block(st, li, tv, ws->xn, ws->xn_wt, ws->h, d->residual_mult);
+            if (l->has_attention) attention_block(st, li, tv, ws->xn, ws->xn_wt, ws->h, d->residual_mult);
         }
         if (l->has_mlp) {
-            rmsnorm(ops, ws->h, lw->norm2, ws->xn, n, D, D, d->norm_eps, d->norm_kind);
-            mlp_block(st, li, n, ws->xn, ws->h, d->residual_mult);
+            rmsnorm(ops, ws->h, lw->norm2, ws->xn, ws->xn_wt, n, D, D, d->norm_eps, d->norm_kind);
+            mlp_block(st, li, n, ws->xn, ws->xn_wt, ws->h, d->residual_mult);
         }
     }
     if (!want_logits) return;
@@ -203,8 +208,9 @@ static void run_layers(stree_state *st, const stree_tree_view *tv, int want_logi
         }
         int32_t j = i + 1;
         while (j < n && (!maybe_rows || maybe_rows[j])) j++;
-        rmsnorm(ops, ws->h + (int64_t)i * D, m->dw.final_norm, ws->tmp, j - i, D, D, d->norm_eps, d->norm_kind);
-        linear(ops, ws->tmp, D, m->dw.lm_head, NULL, ws->logits + (int64_t)i * d->vocab_size, d->vocab_size, j - i,
+        rmsnorm(ops, ws->h + (int64_t)i * D, m->dw.final_norm, ws->tmp, ws->xn_wt, j - i, D, D, d->norm_eps,
+                d->norm_kind);
+        linear(ops, ws->tmp, ws->xn_wt, D, m->dw.lm_head, NULL, ws->logits + (int64_t)i * d->vocab_size, d->vocab_size, j - i,
                D, d->vocab_size, d->logits_mult, 0);
         i = j;
     }

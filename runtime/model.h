@@ -42,6 +42,8 @@ typedef struct stree_verify_cache {
 typedef struct stree_workspace {
     float *h;       /* [max_nodes, D] residual stream */
     float *xn;      /* [max_nodes, D] normed input */
+    void *xn_wt;    /* [max_nodes, D] xn (or the final norm's output) in the weight type, for the matmuls */
+    void *g_wt;     /* [max_nodes, max d_inner] the Mamba-2 gated norm's output in the weight type */
     float *acc;     /* [max_nodes, D] sub-block output */
     float *tmp;     /* [max_nodes, D] */
     float *big;     /* [max_nodes, max_width] projections */

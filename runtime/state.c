@@ -155,6 +155,12 @@ stree_status stree_state_create(stree_model *model, int32_t n_ctx, int32_t chunk
     stree_workspace *ws = &s->ws;
     ws->h = alloc_buf(ops, mn * D * F, &ok);
     ws->xn = alloc_buf(ops, mn * D * F, &ok);
+    size_t WT = ops->wtype == STREE_WTYPE_BF16 ? 2 : 4; /* bytes per element in the weight type */
+    ws->xn_wt = alloc_buf(ops, mn * D * WT, &ok);
+    size_t I = 1; /* the widest Mamba-2 inner dimension */
+    for (int32_t i = 0; i < d->n_layers; i++)
+        if (d->layers[i].has_mamba2) I = (size_t)max_i((int32_t)I, d->layers[i].mamba2.d_inner);
+    ws->g_wt = alloc_buf(ops, mn * I * WT, &ok);
     ws->acc = alloc_buf(ops, mn * D * F, &ok);
     ws->tmp = alloc_buf(ops, mn * D * F, &ok);
     ws->big = alloc_buf(ops, mn * W * F, &ok);
@@ -203,7 +209,7 @@ void stree_state_free(stree_state *s) {
     free_rows(ops, s->vc.dt, d->n_mamba_layers);
     free_rows(ops, s->vc.c, d->n_mamba_layers);
     stree_workspace *ws = &s->ws;
-    void *bufs[] = {ws->h,      ws->xn,      ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
+    void *bufs[] = {ws->h,      ws->xn,      ws->xn_wt,   ws->g_wt,   ws->acc,    ws->tmp,    ws->big,   ws->big2,  ws->big3,
                     ws->scores, ws->route_w, ws->route_e, ws->moe_scratch, ws->logits, ws->io,     ws->commit_io,
                     ws->topk_idx, ws->topk_logp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

@@ -126,6 +126,28 @@ static void matmul_cases(void) {
 
 Test(cuda_ops, matmul) { matmul_cases(); }
 
+/* With the norm's bf16 copy of x given, the cuBLAS path reads the copy and makes none (x poisoned) */
+Test(cuda_ops, matmul_reads_norm_copy) {
+    const char *e = getenv("STREE_CUDA_BATCH_INVARIANT");
+    if (e && atoi(e) > 0) cr_skip_test("the batch-invariant matmul reads fp32 x itself");
+    int32_t n = 17, k = 512, m = 300;
+    float *x = rnd((size_t)n * k, 1.0f), *w = rnd((size_t)m * k, 0.2f), *y = malloc((size_t)n * m * 4);
+    float *xr = malloc((size_t)n * k * 4), *wr = malloc((size_t)m * k * 4);
+    for (size_t i = 0; i < (size_t)n * k; i++) xr[i] = bf16_round(x[i]);
+    for (size_t i = 0; i < (size_t)m * k; i++) wr[i] = bf16_round(w[i]);
+    stree_matmul_params p = {.x = xr, .w = wr, .wtype = STREE_WTYPE_F32, .y = y, .n = n, .k = k, .m = m, .ldx = k,
+                             .ldy = m, .alpha = 1.0f};
+    stree_cpu_matmul(&p);
+    void *dw = G->upload_matrix(w, m, k), *dxw = G->upload_matrix(x, n, k); /* bf16 [n, k] */
+    float *dx = poisoned((size_t)n * k), *dy = poisoned((size_t)n * m);
+    stree_matmul_params q = p;
+    q.x = dx, q.maybe_x_wt = dxw, q.w = dw, q.wtype = STREE_WTYPE_BF16, q.y = dy;
+    G->matmul(&q);
+    expect_close("matmul from the bf16 copy", dy, y, (size_t)n * m, 1e-4);
+    G->free(dw), G->free(dxw), G->free(dx), G->free(dy);
+    free(x), free(w), free(y), free(xr), free(wr);
+}
+
 Test(cuda_ops, matmul_batch_invariant_mode) {
     setenv("STREE_CUDA_BATCH_INVARIANT", "1", 1); /* read at this process's first matmul */
     matmul_cases();
@@ -169,37 +191,85 @@ Test(cuda_ops, matmul_batch_invariant) {
     }
 }
 
-Test(cuda_ops, rmsnorm_and_gated_norm) {
-    int32_t n = 5, dim = 96;
-    float *x = rnd((size_t)n * dim, 2.0f), *w = rnd((size_t)dim, 1.0f), *z = rnd((size_t)n * 2 * dim, 2.0f);
-    float *ref = malloc((size_t)n * dim * 4);
+/* the bf16 copy a norm stored (n values at d_wt) must be its fp32 output d_out rounded */
+static void expect_bf16_copy(const char *what, const void *d_wt, const float *d_out, size_t n) {
+    uint16_t *wt = malloc(n * 2 + 2);
+    float *out = malloc(n * 4 + 4);
+    G->download(wt, d_wt, n * 2);
+    G->download(out, d_out, n * 4);
+    size_t bad = n;
+    for (size_t i = 0; i < n && bad == n; i++) {
+        uint32_t u = (uint32_t)wt[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        if (f != bf16_round(out[i])) bad = i;
+    }
+    cr_expect_eq(bad, n, "%s: bf16 copy element %zu is not the rounded output", what, bad);
+    free(wt), free(out);
+}
+
+/* RMSNorm of n rows of dim (row strides ld), in place when `in_place`, with its bf16 copy */
+static void check_rmsnorm(int32_t n, int32_t dim, int64_t ld, int in_place) {
+    float *x = rnd((size_t)n * ld, 2.0f), *w = rnd((size_t)dim, 1.0f), *ref = malloc((size_t)n * ld * 4);
+    cr_log_info("rmsnorm n=%d dim %d ld %d%s", n, dim, (int)ld, in_place ? " in place" : "");
     for (int kind = 0; kind < 2; kind++) {
-        stree_rmsnorm_params p = {.x = x, .maybe_w = w, .y = ref, .n = n, .dim = dim, .ldx = dim, .ldy = dim,
+        memcpy(ref, x, (size_t)n * ld * 4);
+        stree_rmsnorm_params p = {.x = x, .maybe_w = w, .y = ref, .n = n, .dim = dim, .ldx = ld, .ldy = ld,
                                   .eps = 1e-5f, .kind = kind ? STREE_NORM_RMS_OFFSET : STREE_NORM_RMS};
         stree_cpu_rmsnorm(&p);
-        float *dx = dev(x, (size_t)n * dim * 4), *dw = dev(w, (size_t)dim * 4), *dy = poisoned((size_t)n * dim);
+        float *dx = dev(x, (size_t)n * ld * 4), *dw = dev(w, (size_t)dim * 4);
+        float *dy = in_place ? dx : dev(x, (size_t)n * ld * 4);
+        void *dwt = G->alloc((size_t)n * dim * 2);
         stree_rmsnorm_params q = p;
-        q.x = dx, q.maybe_w = dw, q.y = dy;
+        q.x = dx, q.maybe_w = dw, q.y = dy, q.maybe_y_wt = dwt;
         G->rmsnorm(&q);
-        expect_close("rmsnorm", dy, ref, (size_t)n * dim, 1e-5);
-        G->free(dx), G->free(dw), G->free(dy);
+        expect_close("rmsnorm", dy, ref, (size_t)n * ld, 1e-5);
+        float *packed = malloc((size_t)n * dim * 4); /* the copy is contiguous: y's rows without the stride */
+        float *dpacked = G->alloc((size_t)n * dim * 4);
+        float *hy = malloc((size_t)n * ld * 4);
+        G->download(hy, dy, (size_t)n * ld * 4);
+        for (int32_t i = 0; i < n; i++) memcpy(packed + (size_t)i * dim, hy + (size_t)i * ld, (size_t)dim * 4);
+        G->upload(dpacked, packed, (size_t)n * dim * 4);
+        expect_bf16_copy("rmsnorm", dwt, dpacked, (size_t)n * dim);
+        free(packed), free(hy);
+        if (!in_place) G->free(dy);
+        G->free(dx), G->free(dw), G->free(dwt), G->free(dpacked);
     }
-    /* gated norms: no weight; gate-then-norm full and grouped; norm-before-gate grouped */
-    int variants[4][3] = {{0, 1, 0}, {1, 1, 0}, {1, 3, 0}, {1, 2, 1}};
-    for (int v = 0; v < 4; v++) {
+    free(x), free(w), free(ref);
+}
+
+Test(cuda_ops, rmsnorm_and_gated_norm) {
+    check_rmsnorm(5, 96, 96, 0);     /* a short row: one warp, float4 loads */
+    check_rmsnorm(64, 4096, 4096, 0); /* the 8B-like model's rows: four float4 per thread */
+    check_rmsnorm(3, 4096, 4100, 1); /* in place, a row stride */
+    check_rmsnorm(4, 90, 90, 0);     /* not a multiple of 4: scalar loads */
+    check_rmsnorm(2, 6000, 6000, 0); /* wider than the registers hold */
+    check_rmsnorm(40, 128, 128, 1);  /* per-head q/k norms */
+    /* gated norms: no weight; gate-then-norm full and grouped; norm-before-gate grouped; the 8B-like
+       grouping (1024 per group); groups not a multiple of 4 wide */
+    int variants[][5] = {{0, 1, 0, 96, 5}, {1, 1, 0, 96, 5}, {1, 3, 0, 96, 5}, {1, 2, 1, 96, 5},
+                         {1, 8, 0, 8192, 3}, {1, 8, 1, 8192, 2}, {1, 3, 0, 90, 4}, {0, 3, 0, 90, 4}};
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        int32_t dim = variants[v][3], n = variants[v][4];
+        float *x = rnd((size_t)n * dim, 2.0f), *w = rnd((size_t)dim, 1.0f), *z = rnd((size_t)n * 2 * dim, 2.0f);
+        float *ref = malloc((size_t)n * dim * 4);
         stree_gated_norm_params p = {.y = x, .z = z, .maybe_w = variants[v][0] ? w : NULL, .out = ref, .n = n,
                                      .dim = dim, .groups = variants[v][1], .norm_before_gate = variants[v][2],
                                      .ldz = 2 * dim, .eps = 1e-5f};
         stree_cpu_gated_norm(&p);
         float *dy = dev(x, (size_t)n * dim * 4), *dz = dev(z, (size_t)n * 2 * dim * 4), *dw = dev(w, (size_t)dim * 4);
         float *dout = poisoned((size_t)n * dim);
+        void *dwt = G->alloc((size_t)n * dim * 2);
         stree_gated_norm_params q = p;
-        q.y = dy, q.z = dz, q.maybe_w = variants[v][0] ? dw : NULL, q.out = dout;
+        q.y = dy, q.z = dz, q.maybe_w = variants[v][0] ? dw : NULL, q.out = dout, q.maybe_out_wt = dwt;
         G->gated_norm(&q);
-        expect_close("gated_norm", dout, ref, (size_t)n * dim, 1e-5);
-        G->free(dy), G->free(dz), G->free(dw), G->free(dout);
+        char what[64];
+        snprintf(what, sizeof what, "gated_norm variant %zu", v);
+        expect_close(what, dout, ref, (size_t)n * dim, 1e-5);
+        expect_bf16_copy(what, dwt, dout, (size_t)n * dim);
+        G->free(dy), G->free(dz), G->free(dw), G->free(dout), G->free(dwt);
+        free(x), free(w), free(z), free(ref);
     }
-    free(x), free(w), free(z), free(ref);
 }
 
 /* a random tree of n nodes (topological), depths filled; a chain when `chain` */
@@ -352,10 +422,13 @@ Test(cuda_ops, mamba2_tree_ops) {
     check_mamba2(29, 6, 8, 2, 16, 4, 0);    /* small random tree */
     check_mamba2(64, 8, 64, 2, 128, 4, 0);  /* real head and state sizes, four node chunks */
     check_mamba2(1, 4, 64, 1, 128, 4, 0);   /* a decode step */
-    check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain: several rounds of (node, ancestor) pairs */
+    check_mamba2(300, 2, 16, 1, 32, 4, 1);  /* a prefill chain above SCAN_TREE nodes: dt and c from their own kernel */
+    check_mamba2(280, 4, 64, 2, 128, 4, 0); /* a large random tree: paths walked past the staged parents */
+    check_mamba2(200, 4, 64, 2, 128, 4, 0); /* seven ancestor tiles, dt and c computed in the scan */
     check_mamba2(40, 4, 32, 2, 256, 4, 0);  /* the largest state size */
     check_mamba2(20, 2, 128, 1, 18, 4, 0);  /* a state size not a multiple of 4, head dim 128 */
     check_mamba2(17, 4, 200, 4, 64, 4, 0);  /* head dim above the 64 rows a pass of the state product takes */
+    check_mamba2(9, 3, 6, 1, 5, 3, 0);      /* conv width 3, odd sizes: the scalar conv and scan loads */
 }
 
 /* top-k over real vocabulary sizes (several slices per row), ties planted across slices */

@@ -57,22 +57,25 @@ void stree_cpu_matmul(const stree_matmul_params *p) {
      * weight row is read once per 4 inputs, from cache. */
     const float *W = p->w;
     int32_t o = 0, relu = p->x_relu2;
+    /* the copy in the weight type (here fp32) holds the same values; reading it checks its plumbing */
+    const float *X = p->maybe_x_wt ? (const float *)p->maybe_x_wt : p->x;
+    int64_t ldx = p->maybe_x_wt ? p->k : p->ldx;
     float out[4][4];
     for (; o + 4 <= p->m; o += 4) {
         const float *w = W + (int64_t)o * p->k;
         int32_t i = 0;
         for (; i + 4 <= p->n; i += 4) {
-            dot_block(4, 4, p->x + i * p->ldx, p->ldx, w, p->k, relu, out);
+            dot_block(4, 4, X + i * ldx, ldx, w, p->k, relu, out);
             store_block(p, 4, 4, i, o, out);
         }
         for (; i < p->n; i++) {
-            dot_block(1, 4, p->x + i * p->ldx, p->ldx, w, p->k, relu, out);
+            dot_block(1, 4, X + i * ldx, ldx, w, p->k, relu, out);
             store_block(p, 1, 4, i, o, out);
         }
     }
     for (; o < p->m; o++)
         for (int32_t i = 0; i < p->n; i++) {
-            dot_block(1, 1, p->x + i * p->ldx, p->ldx, W + (int64_t)o * p->k, p->k, relu, out);
+            dot_block(1, 1, X + i * ldx, ldx, W + (int64_t)o * p->k, p->k, relu, out);
             store_block(p, 1, 1, i, o, out);
         }
 }

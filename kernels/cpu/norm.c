@@ -1,5 +1,6 @@
 /* CPU reference: RMSNorm and the Mamba-2 gated norms. */
 #include <math.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu.h"
 
@@ -17,6 +18,7 @@ void stree_cpu_rmsnorm(const stree_rmsnorm_params *p) {
             if (p->kind == STREE_NORM_RMS_OFFSET) w += 1.0f;
             y[j] = w * (x[j] * inv);
         }
+        if (p->maybe_y_wt) memcpy((float *)p->maybe_y_wt + (int64_t)i * p->dim, y, (size_t)p->dim * sizeof(float));
     }
 }
 
@@ -41,4 +43,5 @@ void stree_cpu_gated_norm(const stree_gated_norm_params *p) {
         if (p->norm_before_gate)
             for (int32_t j = 0; j < p->dim; j++) out[j] *= silu(z[j]);
     }
+    if (p->maybe_out_wt) memcpy(p->maybe_out_wt, p->out, (size_t)p->n * (size_t)p->dim * sizeof(float));
 }

@@ -47,6 +47,14 @@ __device__ __forceinline__ float4 relu2_f4(float4 v) {
     return v;
 }
 
+// four floats rounded to bf16, one 8-byte store (dst 8-byte aligned)
+__device__ __forceinline__ void store_bf16x4(__nv_bfloat16 *dst, float4 v) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    uint2 u;
+    u.x = *reinterpret_cast<unsigned *>(&lo), u.y = *reinterpret_cast<unsigned *>(&hi);
+    *reinterpret_cast<uint2 *>(dst) = u;
+}
+
 // Grows a scratch buffer to at least `bytes` (twice that, and at least min_bytes). The old buffer is
 // kept, not freed: a captured graph may still read it. Growth happens in the eager pass that precedes
 // capture.

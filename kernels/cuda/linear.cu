@@ -16,6 +16,14 @@ __global__ void to_bf16_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, in
     y[i * k + j] = __float2bfloat16(v);
 }
 
+// four elements per thread (k % 4 == 0, ldx % 4 == 0, x 16-byte aligned)
+__global__ void to_bf16x4_kernel(const float *x, int64_t ldx, __nv_bfloat16 *y, int n, int k, int relu2) {
+    int64_t i = blockIdx.y, j = 4 * ((int64_t)blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= n || j >= k) return;
+    float4 v = *reinterpret_cast<const float4 *>(x + i * ldx + j);
+    store_bf16x4(y + i * k + j, relu2 ? relu2_f4(v) : v);
+}
+
 __global__ void add_bias_kernel(float *y, int64_t ldy, const float *bias, float alpha, int n, int m) {
     int64_t i = blockIdx.y, j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n && j < m) y[i * ldy + j] += alpha * bias[j];
@@ -165,14 +173,23 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
         else launch_gemv<8>(p, s);
         return;
     }
-    grow_scratch((void **)&g_xb, &g_xb_cap, (size_t)p->n * (size_t)p->k * sizeof *g_xb, (size_t)1 << 23);
-    dim3 grid(ceil_div(p->k, 256), p->n);
-    to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
-    LAUNCHED();
+    const __nv_bfloat16 *xb = (const __nv_bfloat16 *)p->maybe_x_wt; /* the norm's bf16 copy, else make one */
+    if (!xb) {
+        grow_scratch((void **)&g_xb, &g_xb_cap, (size_t)p->n * (size_t)p->k * sizeof *g_xb, (size_t)1 << 23);
+        if (p->k % 4 == 0 && p->ldx % 4 == 0 && ((uintptr_t)p->x & 15) == 0) {
+            dim3 grid(ceil_div(p->k / 4, 256), p->n);
+            to_bf16x4_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
+        } else {
+            dim3 grid(ceil_div(p->k, 256), p->n);
+            to_bf16_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
+        }
+        LAUNCHED();
+        xb = g_xb;
+    }
     // row-major y[n, m] = x[n, k] w[m, k]^T  <=>  column-major Y (m x n) = W^T(k x m)^T X(k x n)
     float alpha = p->alpha, beta = p->accumulate ? 1.0f : 0.0f;
     CUBLAS_OK(cublasGemmEx(stree_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, p->m, p->n, p->k, &alpha, p->w, CUDA_R_16BF,
-                           p->k, g_xb, CUDA_R_16BF, p->k, &beta, p->y, CUDA_R_32F, (int)p->ldy, CUBLAS_COMPUTE_32F,
+                           p->k, xb, CUDA_R_16BF, p->k, &beta, p->y, CUDA_R_32F, (int)p->ldy, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT));
     if (p->maybe_bias) {
         dim3 g2(ceil_div(p->m, 256), p->n);
