@@ -55,6 +55,22 @@ __device__ __forceinline__ void store_bf16x4(__nv_bfloat16 *dst, float4 v) {
     *reinterpret_cast<uint2 *>(dst) = u;
 }
 
+// Asynchronous global -> shared copies (sm_80+): 16 bytes bypassing L1, or 4 bytes; zero-filled when
+// !valid. A thread's copies complete at cp_async_wait<N> (all but its N newest committed groups).
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
+    unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // Grows a scratch buffer to at least `bytes` (twice that, and at least min_bytes). The old buffer is
 // kept, not freed: a captured graph may still read it. Growth happens in the eager pass that precedes
 // capture.

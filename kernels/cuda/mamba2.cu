@@ -107,7 +107,6 @@ __global__ void cumdecay_kernel(stree_mamba2_scan_params p) {
 #define SCAN_TREE 256    /* up to this many nodes the parents, dt and c live in shared memory and the
                             scan computes dt and c itself; larger trees get them from cumdecay_kernel */
 #define MAX_SCAN_P 256
-#define SCAN_R (MAX_SCAN_P / 64) /* float4 head-dim columns per thread in the tree part */
 
 // dynamic shared memory: ys [SCAN_NODES, P4] | B tile [SCAN_TJ, ldb] | x tile [SCAN_TJ, P4], rows zero
 // padded to whole float4
@@ -117,20 +116,60 @@ static inline size_t scan_dyn_bytes(int P, int N) {
     return sizeof(float) * ((size_t)SCAN_NODES * scan_p4(P) + (size_t)SCAN_TJ * scan_ldb(N) + (size_t)SCAN_TJ * scan_p4(P));
 }
 
-// H0 row pp, float4 columns n = 4 (s + 4u): four threads cover a row in 64-byte runs
-template <int U>
-__device__ __forceinline__ void load_state_rows(const float *H0, int pp, int s, int P, int N, float4 (&hv)[U]) {
+// x rounded to tf32 (the upper 19 bits), as an mma operand
+__device__ __forceinline__ uint32_t tf32_of(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// d += a b in fp32 accuracy from three tf32 products (each operand split into hi + lo; lo * lo dropped)
+__device__ __forceinline__ void mma_3xtf32(float (&d)[4], const float (&a)[4], float b0, float b1) {
+    uint32_t ah[4], al[4];
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-        int n = 4 * (s + 4 * u);
-        hv[u] = pp < P && n < N ? load4(H0 + (int64_t)pp * N + n, n, N, (N & 3) == 0) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int i = 0; i < 4; i++) ah[i] = tf32_of(a[i]), al[i] = tf32_of(a[i] - __uint_as_float(ah[i]));
+    uint32_t bh0 = tf32_of(b0), bh1 = tf32_of(b1);
+    uint32_t bl0 = tf32_of(b0 - __uint_as_float(bh0)), bl1 = tf32_of(b1 - __uint_as_float(bh1));
+    mma_tf32(d, al, bh0, bh1);
+    mma_tf32(d, ah, bl0, bl1);
+    mma_tf32(d, ah, bh0, bh1);
+}
+
+#ifndef SCAN_KG /* k-steps of the committed product whose state fragments are loaded together (a tuning knob) */
+#define SCAN_KG 8
+#endif
+
+// A lane's B fragments of the committed product for k-steps ks0..ks0+SCAN_KG-1: H0[row][8s + t] and
+// H0[row][8s + t + 4] (zero past P rows and N columns)
+__device__ __forceinline__ void load_state_frags(const float *H0, int row, int t, int P, int N, int ks0,
+                                                 float (&hb)[2 * SCAN_KG]) {
+#pragma unroll
+    for (int s = 0; s < SCAN_KG; s++) {
+        int n = 8 * (ks0 + s) + t;
+        hb[2 * s] = row < P && n < N ? __ldg(H0 + (int64_t)row * N + n) : 0.0f;
+        hb[2 * s + 1] = row < P && n + 4 < N ? __ldg(H0 + (int64_t)row * N + n + 4) : 0.0f;
     }
 }
 
+// len floats of a row into shared memory, zero-filled up to pad (a multiple of 4), by threads t of nt,
+// asynchronously: 16-byte copies when vec (len % 4 == 0, both ends 16-byte aligned)
+__device__ __forceinline__ void stage_row_async(float *dst, const float *src, int len, int pad, bool vec, int t, int nt) {
+    if (vec)
+        for (int n = 4 * t; n < pad; n += 4 * nt) cp_async16(dst + n, n < len ? src + n : src, n < len);
+    else
+        for (int n = t; n < pad; n += nt) cp_async4(dst + n, n < len ? src + n : src, n < len);
+}
+
 // Block per (head h, chunk of SCAN_NODES nodes), both parts of y_i (DESIGN.md §3.2):
-//   committed: y_i = e^{c_i} H0 C_i — a register-tiled product: thread (row pp, quarter s) holds the
-//              float4 columns n = 4 (s + 4u) of H0 row pp, runs them against four nodes' C at a time
-//              and the quarters add up by shuffles;
+//   committed: y_i = e^{c_i} H0 C_i — on the tensor cores in fp32 accuracy (3xTF32 mma.m16n8k8: the
+//              chunk's 16 nodes are the m tile, warp w takes the head-dim rows 8w..8w+7, k runs over
+//              the state in a fixed order);
 //   tree:      y_i += sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j — dense over tiles of
 //              SCAN_TJ candidate ancestors j <= the chunk's last node (topological order): one load
 //              phase stages the tile's B and x rows, then the chunk's (node, j) coefficients (zero
@@ -146,7 +185,7 @@ __device__ __forceinline__ void load_state_rows(const float *H0, int pp, int s, 
 template <int NMAX>
 __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 2) scan_kernel(stree_mamba2_scan_params p) {
     extern __shared__ __align__(16) float dyn[];
-    __shared__ __align__(16) float C[SCAN_NODES][NMAX];
+    __shared__ __align__(16) float C[SCAN_NODES][NMAX + 4]; /* padded: conflict-free mma fragments */
     __shared__ float A[SCAN_NODES][SCAN_TJ]; /* the tile's coefficients */
     __shared__ int par[SCAN_TREE];
     __shared__ float dt_s[SCAN_TREE], c_s[SCAN_TREE];
@@ -161,25 +200,42 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
     bool fused = p.tree.n <= SCAN_TREE;
     bool vec4 = ((conv_dim | d_inner | N) & 3) == 0 && ((uintptr_t)p.xbc & 15) == 0; /* 16-byte row loads */
     float *ys = dyn, *Bt = ys + SCAN_NODES * P4, *Xt = Bt + SCAN_TJ * ldb;
-    /* parents and dt (and, for large trees, c) of the nodes up to the chunk's last (its ancestors) and
-       C of the chunk, staged in one round of loads */
+    bool vecx = vec4 && (P & 3) == 0;
+    int lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3; /* mma fragment coordinates */
+    int last = i0 + n_here - 1, jt_first = last / SCAN_TJ * SCAN_TJ;
+    /* the B and x rows of ancestor tile jt0, a warp per row, asynchronously */
+    auto stage_tile = [&](int jt0) {
+        int rows = min(SCAN_TJ, last + 1 - jt0);
+        for (int jj = warp; jj < rows; jj += SCAN_THREADS / 32) {
+            const float *row = p.xbc + (int64_t)(jt0 + jj) * conv_dim;
+            stage_row_async(Bt + jj * ldb, row + d_inner + g * N, N, ldb - 4, vec4, lane, 32);
+            stage_row_async(Xt + jj * P4, row + h * P, P, P4, vecx, lane, 32);
+        }
+        cp_async_commit();
+    };
+    /* everything the block reads is requested up front: C of the chunk and the nearest ancestor tile
+       (asynchronous copies), the state rows of the warp's first mma tile (an L1 prefetch), the parents
+       and dt (and, for large trees, c) of the nodes up to the chunk's last (its ancestors) */
+    for (int k = warp; k < SCAN_NODES; k += SCAN_THREADS / 32) {
+        if (k < n_here)
+            stage_row_async(C[k], p.xbc + (int64_t)(i0 + k) * conv_dim + d_inner + G * N + g * N, N, NMAX, vec4, lane, 32);
+        else
+            for (int n = lane; n < NMAX; n += 32) C[k][n] = 0.0f;
+    }
+    stage_tile(jt_first);
+    const float *H0 = p.state + (int64_t)h * P * N;
+    for (int lines = (N + 31) / 32, q = lane; q < 8 * lines; q += 32) {
+        int row = 8 * warp + q / lines, col = 32 * (q % lines);
+        if (row < P) asm volatile("prefetch.global.L1 [%0];" ::"l"(H0 + (int64_t)row * N + col));
+    }
     int n_tree = min(i0 + n_here, SCAN_TREE);
     for (int j = tid; j < n_tree; j += SCAN_THREADS) {
         par[j] = p.tree.parent[j];
         dt_s[j] = fused ? time_step(p, j, h) : p.dt[(int64_t)j * H + h];
         if (!fused) c_s[j] = p.c[(int64_t)j * H + h];
     }
-#pragma unroll 4
-    for (int e = tid; e < SCAN_NODES * NMAX; e += SCAN_THREADS) { /* zero past N and n_here */
-        int k = e / NMAX, n = e % NMAX;
-        C[k][n] = k < n_here && n < N ? p.xbc[(int64_t)(i0 + k) * conv_dim + d_inner + G * N + g * N + n] : 0.0f;
-    }
     if (tid < n_here) chain[tid] = p.tree.depth[i0 + tid] == i0 + tid;
-    const float *H0 = p.state + (int64_t)h * P * N;
-    const int U = NMAX / 16; /* float4 columns per thread */
-    int s = tid & 3, prow = tid >> 2;
-    float4 hv[U];
-    load_state_rows<U>(H0, prow, s, P, N, hv); /* in flight across the barriers */
+    cp_async_wait<0>();
     __syncthreads();
     if (fused) {
         float A_h = -expf(p.A_log[h]);
@@ -196,38 +252,29 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
         }
     }
     __syncthreads();
-    for (int pp0 = 0; pp0 < P; pp0 += SCAN_THREADS / 4) {
-        int pp = pp0 + prow;
-        if (pp0 > 0) load_state_rows<U>(H0, pp, s, P, N, hv);
-        for (int k0 = 0; k0 < n_here; k0 += 4) { /* C is zero past n_here: four nodes at a time */
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int nt = warp; 8 * nt < P; nt += SCAN_THREADS / 32) { /* n tiles of 8 head-dim rows */
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int ks0 = 0; 8 * ks0 < N; ks0 += SCAN_KG) {
+            float hb[2 * SCAN_KG];
+            load_state_frags(H0, 8 * nt + gq, tq, P, N, ks0, hb);
 #pragma unroll
-            for (int u = 0; u < U; u++)
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-                    acc[kk] = dot4(hv[u], *reinterpret_cast<const float4 *>(&C[k0 + kk][4 * (s + 4 * u)]), acc[kk]);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                acc[kk] += __shfl_xor_sync(0xffffffffu, acc[kk], 1);
-                acc[kk] += __shfl_xor_sync(0xffffffffu, acc[kk], 2);
+            for (int s = 0; s < SCAN_KG; s++) {
+                int n = 8 * (ks0 + s) + tq; /* C is zero past N (up to NMAX) and past n_here */
+                if (n >= NMAX) break;
+                float a[4] = {C[gq][n], C[gq + 8][n], C[gq][n + 4], C[gq + 8][n + 4]};
+                mma_3xtf32(d, a, hb[2 * s], hb[2 * s + 1]);
             }
-            if (pp < P && s == 0)
+        }
 #pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-                    if (k0 + kk < n_here) ys[(k0 + kk) * P4 + pp] = __expf(c_node[k0 + kk]) * acc[kk];
+        for (int e = 0; e < 4; e++) { /* d[e]: node gq + 8 (e / 2), head-dim row 8 nt + 2 tq + e % 2 */
+            int k = gq + 8 * (e >> 1), pp = 8 * nt + 2 * tq + (e & 1);
+            if (k < n_here && pp < P) ys[k * P4 + pp] = __expf(c_node[k]) * d[e];
         }
     }
     __syncthreads();
-    /* the tree part: thread owns node kt = tid / 16 and the float4 columns pp = 4 (tid % 16) + 64r */
-    int kt = tid >> 4, c4 = tid & 15, nr = (P + 63) / 64;
-    float4 acc[SCAN_R];
-#pragma unroll
-    for (int r = 0; r < SCAN_R; r++) {
-        int pp = 4 * c4 + 64 * r;
-        acc[r] = kt < n_here && pp < P4 ? *reinterpret_cast<const float4 *>(ys + kt * P4 + pp) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-    int last = i0 + n_here - 1;
-    for (int jt0 = last / SCAN_TJ * SCAN_TJ; jt0 >= 0; jt0 -= SCAN_TJ) { /* nearest tiles first */
+    /* the tree part adds into ys: thread owns node kt = tid / 16 and the float4 columns 4 (tid % 16) + 64r */
+    int kt = tid >> 4, c4 = tid & 15;
+    for (int jt0 = jt_first; jt0 >= 0; jt0 -= SCAN_TJ) { /* nearest tiles first */
         int rows = min(SCAN_TJ, last + 1 - jt0);
         if (tid < n_here) { /* which of the tile's j are on node i's path */
             int k = tid, i = i0 + k;
@@ -247,27 +294,25 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
             dt_t[tid] = j < SCAN_TREE ? dt_s[j] : p.dt[(int64_t)j * H + h];
             c_t[tid] = j < SCAN_TREE ? c_s[j] : p.c[(int64_t)j * H + h];
         }
-        int nb4 = ldb / 4 - 1; /* float4 columns of B (zero past N) */
-        for (int e = tid; e < rows * nb4; e += SCAN_THREADS) {
-            int jj = e / nb4, n = 4 * (e % nb4);
-            const float *B_j = p.xbc + (int64_t)(jt0 + jj) * conv_dim + d_inner + g * N;
-            *reinterpret_cast<float4 *>(Bt + jj * ldb + n) = load4(B_j + n, n, N, vec4);
-        }
-        for (int e = tid; e < rows * P4; e += SCAN_THREADS) {
-            int jj = e / P4, pp = e % P4;
-            Xt[jj * P4 + pp] = pp < P ? p.xbc[(int64_t)(jt0 + jj) * conv_dim + h * P + pp] : 0.0f;
+        if (jt0 != jt_first) { /* the first tile was staged at the start */
+            stage_tile(jt0);
+            cp_async_wait<0>();
         }
         if (!__syncthreads_or(tid < n_here && bits[tid] != 0)) continue; /* no path crosses this tile */
         { /* coefficients: thread (node k = tid / 16, j = jt0 + tid % 16 + 16v) */
             int k = tid >> 4, jb = tid & 15;
             float cb[2] = {0.0f, 0.0f};
-            if (k < n_here)
+            if (k < n_here && rows > 16) {
                 for (int n = 0; n < ldb - 4; n += 4) {
                     float4 c4 = *reinterpret_cast<const float4 *>(&C[k][n]);
 #pragma unroll
                     for (int v = 0; v < 2; v++)
                         cb[v] = dot4(c4, *reinterpret_cast<const float4 *>(Bt + (jb + 16 * v) * ldb + n), cb[v]);
                 }
+            } else if (k < n_here) { /* the tile's second half is past the chunk: one product per thread */
+                for (int n = 0; n < ldb - 4; n += 4)
+                    cb[0] = dot4(*reinterpret_cast<const float4 *>(&C[k][n]), *reinterpret_cast<const float4 *>(Bt + jb * ldb + n), cb[0]);
+            }
 #pragma unroll
             for (int v = 0; v < 2; v++) {
                 int jj = jb + 16 * v;
@@ -276,30 +321,20 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
             }
         }
         __syncthreads();
-        for (int jj = rows - 1; jj >= 0; jj--) { /* nearest first */
-            float a = A[kt][jj];
-#pragma unroll
-            for (int r = 0; r < SCAN_R; r++) {
-                int pp = 4 * c4 + 64 * r;
-                if (r >= nr || pp >= P4) break;
+        for (int pp = 4 * c4; kt < n_here && pp < P4; pp += 64) {
+            float4 acc = *reinterpret_cast<const float4 *>(ys + kt * P4 + pp);
+            for (int jj = rows - 1; jj >= 0; jj--) { /* nearest first */
+                float a = A[kt][jj];
                 float4 x = *reinterpret_cast<const float4 *>(Xt + jj * P4 + pp);
-                acc[r] = make_float4(fmaf(a, x.x, acc[r].x), fmaf(a, x.y, acc[r].y), fmaf(a, x.z, acc[r].z),
-                                     fmaf(a, x.w, acc[r].w));
+                acc = make_float4(fmaf(a, x.x, acc.x), fmaf(a, x.y, acc.y), fmaf(a, x.z, acc.z), fmaf(a, x.w, acc.w));
             }
+            *reinterpret_cast<float4 *>(ys + kt * P4 + pp) = acc;
         }
         __syncthreads(); /* before the next tile overwrites B, x and the coefficients */
     }
-    if (kt >= n_here) return;
-    const float *x_i = p.xbc + (int64_t)(i0 + kt) * conv_dim + h * P;
-    float *y_i = p.y + (int64_t)(i0 + kt) * d_inner + h * P, Dh = p.D[h];
-#pragma unroll
-    for (int r = 0; r < SCAN_R; r++) {
-        const float *a = reinterpret_cast<const float *>(&acc[r]);
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            int pp = 4 * c4 + 64 * r + e;
-            if (pp < P) y_i[pp] = a[e] + Dh * x_i[pp];
-        }
+    for (int e = tid; e < n_here * P; e += SCAN_THREADS) { /* + D x_i */
+        int k = e / P, pp = e - k * P;
+        p.y[(int64_t)(i0 + k) * d_inner + h * P + pp] = ys[k * P4 + pp] + p.D[h] * p.xbc[(int64_t)(i0 + k) * conv_dim + h * P + pp];
     }
 }
 
