@@ -187,6 +187,7 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
     extern __shared__ __align__(16) float dyn[];
     __shared__ __align__(16) float C[SCAN_NODES][NMAX + 4]; /* padded: conflict-free mma fragments */
     __shared__ float A[SCAN_NODES][SCAN_TJ]; /* the tile's coefficients */
+    __shared__ float part[2][SCAN_NODES][SCAN_TJ]; /* C_i . B_j over each half of the state */
     __shared__ int par[SCAN_TREE];
     __shared__ float dt_s[SCAN_TREE], c_s[SCAN_TREE];
     __shared__ float dt_t[SCAN_TJ], c_t[SCAN_TJ];
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
         int rows = min(SCAN_TJ, last + 1 - jt0);
         for (int jj = warp; jj < rows; jj += SCAN_THREADS / 32) {
             const float *row = p.xbc + (int64_t)(jt0 + jj) * conv_dim;
-            stage_row_async(Bt + jj * ldb, row + d_inner + g * N, N, ldb - 4, vec4, lane, 32);
+            stage_row_async(Bt + jj * ldb, row + d_inner + g * N, N, ldb, vec4, lane, 32); /* zero to 8-column steps */
             stage_row_async(Xt + jj * P4, row + h * P, P, P4, vecx, lane, 32);
         }
         cp_async_commit();
@@ -299,26 +300,26 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
             cp_async_wait<0>();
         }
         if (!__syncthreads_or(tid < n_here && bits[tid] != 0)) continue; /* no path crosses this tile */
-        { /* coefficients: thread (node k = tid / 16, j = jt0 + tid % 16 + 16v) */
-            int k = tid >> 4, jb = tid & 15;
-            float cb[2] = {0.0f, 0.0f};
-            if (k < n_here && rows > 16) {
-                for (int n = 0; n < ldb - 4; n += 4) {
-                    float4 c4 = *reinterpret_cast<const float4 *>(&C[k][n]);
-#pragma unroll
-                    for (int v = 0; v < 2; v++)
-                        cb[v] = dot4(c4, *reinterpret_cast<const float4 *>(Bt + (jb + 16 * v) * ldb + n), cb[v]);
+        { /* C_i . B_j of the tile on the tensor cores (3xTF32): warp w takes the ancestors 8 (w % 4) ..
+             8 (w % 4) + 7 over half w / 4 of the state; the halves add in a fixed order below */
+            int nt = warp & 3, half = warp >> 2, nk = (N + 7) / 8;
+            if (8 * nt < rows) {
+                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int ks = half ? (nk + 1) / 2 : 0, ke = half ? nk : (nk + 1) / 2; ks < ke; ks++) {
+                    int n = 8 * ks + tq; /* C and the B tile are zero past N */
+                    float a[4] = {C[gq][n], C[gq + 8][n], C[gq][n + 4], C[gq + 8][n + 4]};
+                    const float *b = Bt + (8 * nt + gq) * ldb + n;
+                    mma_3xtf32(d, a, b[0], b[4]);
                 }
-            } else if (k < n_here) { /* the tile's second half is past the chunk: one product per thread */
-                for (int n = 0; n < ldb - 4; n += 4)
-                    cb[0] = dot4(*reinterpret_cast<const float4 *>(&C[k][n]), *reinterpret_cast<const float4 *>(Bt + jb * ldb + n), cb[0]);
-            }
 #pragma unroll
-            for (int v = 0; v < 2; v++) {
-                int jj = jb + 16 * v;
-                bool on_path = k < n_here && jj < rows && (bits[k] >> jj & 1u);
-                A[k][jj] = on_path ? __expf(c_node[k] - c_t[jj]) * dt_t[jj] * cb[v] : 0.0f;
+                for (int e = 0; e < 4; e++) part[half][gq + 8 * (e >> 1)][8 * nt + 2 * tq + (e & 1)] = d[e];
             }
+        }
+        __syncthreads();
+        for (int e = tid; e < SCAN_NODES * SCAN_TJ; e += SCAN_THREADS) { /* the coefficients */
+            int k = e / SCAN_TJ, jj = e % SCAN_TJ;
+            bool on_path = k < n_here && jj < rows && (bits[k] >> jj & 1u);
+            A[k][jj] = on_path ? __expf(c_node[k] - c_t[jj]) * dt_t[jj] * (part[0][k][jj] + part[1][k][jj]) : 0.0f;
         }
         __syncthreads();
         for (int pp = 4 * c4; kt < n_here && pp < P4; pp += 64) {
