@@ -129,11 +129,10 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// d += a b in fp32 accuracy from three tf32 products (each operand split into hi + lo; lo * lo dropped)
-__device__ __forceinline__ void mma_3xtf32(float (&d)[4], const float (&a)[4], float b0, float b1) {
-    uint32_t ah[4], al[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) ah[i] = tf32_of(a[i]), al[i] = tf32_of(a[i] - __uint_as_float(ah[i]));
+// d += a b in fp32 accuracy from three tf32 products (each operand split into hi + lo; lo * lo dropped);
+// a arrives split (ah, al)
+__device__ __forceinline__ void mma_3xtf32(float (&d)[4], const uint32_t (&ah)[4], const uint32_t (&al)[4], float b0,
+                                           float b1) {
     uint32_t bh0 = tf32_of(b0), bh1 = tf32_of(b1);
     uint32_t bl0 = tf32_of(b0 - __uint_as_float(bh0)), bl1 = tf32_of(b1 - __uint_as_float(bh1));
     mma_tf32(d, al, bh0, bh1);
@@ -186,6 +185,7 @@ template <int NMAX>
 __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 2) scan_kernel(stree_mamba2_scan_params p) {
     extern __shared__ __align__(16) float dyn[];
     __shared__ __align__(16) float C[SCAN_NODES][NMAX + 4]; /* padded: conflict-free mma fragments */
+    __shared__ uint32_t C_lo[SCAN_NODES][NMAX + 4]; /* C split for the mma: C holds tf32(C), C_lo the rest */
     __shared__ float A[SCAN_NODES][SCAN_TJ]; /* the tile's coefficients */
     __shared__ float part[2][SCAN_NODES][SCAN_TJ]; /* C_i . B_j over each half of the state */
     __shared__ int par[SCAN_TREE];
@@ -238,6 +238,13 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
     if (tid < n_here) chain[tid] = p.tree.depth[i0 + tid] == i0 + tid;
     cp_async_wait<0>();
     __syncthreads();
+    for (int e = tid; e < SCAN_NODES * NMAX; e += SCAN_THREADS) { /* read after the next barrier */
+        int k = e / NMAX, n = e % NMAX;
+        float x = C[k][n];
+        uint32_t hi = tf32_of(x);
+        C_lo[k][n] = tf32_of(x - __uint_as_float(hi));
+        C[k][n] = __uint_as_float(hi);
+    }
     if (fused) {
         float A_h = -expf(p.A_log[h]);
         for (int j = tid; j < n_tree; j += SCAN_THREADS) c_s[j] = path_decay_sum(j, par, dt_s, A_h);
@@ -262,8 +269,10 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
             for (int s = 0; s < SCAN_KG; s++) {
                 int n = 8 * (ks0 + s) + tq; /* C is zero past N (up to NMAX) and past n_here */
                 if (n >= NMAX) break;
-                float a[4] = {C[gq][n], C[gq + 8][n], C[gq][n + 4], C[gq + 8][n + 4]};
-                mma_3xtf32(d, a, hb[2 * s], hb[2 * s + 1]);
+                uint32_t ah[4] = {__float_as_uint(C[gq][n]), __float_as_uint(C[gq + 8][n]), __float_as_uint(C[gq][n + 4]),
+                                    __float_as_uint(C[gq + 8][n + 4])};
+                uint32_t al[4] = {C_lo[gq][n], C_lo[gq + 8][n], C_lo[gq][n + 4], C_lo[gq + 8][n + 4]};
+                mma_3xtf32(d, ah, al, hb[2 * s], hb[2 * s + 1]);
             }
         }
 #pragma unroll
@@ -307,9 +316,11 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
                 float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 for (int ks = half ? (nk + 1) / 2 : 0, ke = half ? nk : (nk + 1) / 2; ks < ke; ks++) {
                     int n = 8 * ks + tq; /* C and the B tile are zero past N */
-                    float a[4] = {C[gq][n], C[gq + 8][n], C[gq][n + 4], C[gq + 8][n + 4]};
+                    uint32_t ah[4] = {__float_as_uint(C[gq][n]), __float_as_uint(C[gq + 8][n]), __float_as_uint(C[gq][n + 4]),
+                                    __float_as_uint(C[gq + 8][n + 4])};
+                uint32_t al[4] = {C_lo[gq][n], C_lo[gq + 8][n], C_lo[gq][n + 4], C_lo[gq + 8][n + 4]};
                     const float *b = Bt + (8 * nt + gq) * ldb + n;
-                    mma_3xtf32(d, a, b[0], b[4]);
+                    mma_3xtf32(d, ah, al, b[0], b[4]);
                 }
 #pragma unroll
                 for (int e = 0; e < 4; e++) part[half][gq + 8 * (e >> 1)][8 * nt + 2 * tq + (e & 1)] = d[e];
@@ -333,9 +344,19 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
         }
         __syncthreads(); /* before the next tile overwrites B, x and the coefficients */
     }
-    for (int e = tid; e < n_here * P; e += SCAN_THREADS) { /* + D x_i */
-        int k = e / P, pp = e - k * P;
-        p.y[(int64_t)(i0 + k) * d_inner + h * P + pp] = ys[k * P4 + pp] + p.D[h] * p.xbc[(int64_t)(i0 + k) * conv_dim + h * P + pp];
+    if (kt >= n_here) return; /* y_i = ys + D x_i, by the tree part's (node, float4 column) mapping */
+    const float *x_i = p.xbc + (int64_t)(i0 + kt) * conv_dim + h * P;
+    float *y_i = p.y + (int64_t)(i0 + kt) * d_inner + h * P, Dh = p.D[h];
+    bool vecy = vecx && ((uintptr_t)p.y & 15) == 0 && (d_inner & 3) == 0;
+    for (int pp = 4 * c4; pp < P; pp += 64) {
+        float4 v = *reinterpret_cast<const float4 *>(ys + kt * P4 + pp);
+        if (vecy) {
+            float4 x = *reinterpret_cast<const float4 *>(x_i + pp);
+            *reinterpret_cast<float4 *>(y_i + pp) = make_float4(v.x + Dh * x.x, v.y + Dh * x.y, v.z + Dh * x.z, v.w + Dh * x.w);
+        } else {
+            const float *a = reinterpret_cast<const float *>(&v);
+            for (int e = 0; e < 4 && pp + e < P; e++) y_i[pp + e] = a[e] + Dh * x_i[pp + e];
+        }
     }
 }
 
