@@ -170,14 +170,15 @@ __device__ __forceinline__ void stage_row_async(float *dst, const float *src, in
 //              chunk's 16 nodes are the m tile, warp w takes the head-dim rows 8w..8w+7, k runs over
 //              the state in a fixed order);
 //   tree:      y_i += sum_{j in path(i)} e^{c_i - c_j} dt_j (C_i . B_j) x_j — dense over tiles of
-//              SCAN_TJ candidate ancestors j <= the chunk's last node (topological order): one load
-//              phase stages the tile's B and x rows, then the chunk's (node, j) coefficients (zero
-//              where j is not on the node's path, from a mask each node's walk up its path sets),
-//              then each thread's (node, head-dim element) sums.
+//              SCAN_TJ candidate ancestors j <= the chunk's last node (topological order): the tile's
+//              B and x rows are copied in (cp.async; the nearest tile at the start, with C), C_i . B_j
+//              is another 3xTF32 mma product, the coefficients are zero where j is not on the node's
+//              path (a mask each node's walk up its path sets), then each thread's (node, float4 of
+//              the head dim) sums, kept in shared memory across tiles.
 // A node's sums run over its own path, nearest ancestor first, adding exact zeros for the other j,
-// so a node gets the same y in a decode step and inside any tree. NMAX bounds d_state; with 128 the
-// kernel fits 64 registers without spills, so four blocks share an SM (a 64-node tree's 512 blocks for
-// 128 heads run in one wave on the H200).
+// and each mma output depends only on its own row and column, so a node gets the same y in a decode
+// step and inside any tree. NMAX bounds d_state; with 128 the kernel fits 64 registers, so four
+// blocks share an SM (a 64-node tree's 512 blocks for 128 heads run in one wave on the H200).
 #ifndef SCAN_BLOCKS_128 /* blocks per SM the 128-state kernel is compiled for (a tuning knob) */
 #define SCAN_BLOCKS_128 4
 #endif
