@@ -20,11 +20,13 @@ static void axpby(const stree_ops *ops, const float *x, int64_t ldx, float *y, i
     ops->axpby(&p);
 }
 
-/* u * mult into scratch (a layer input multiplier must not scale the projection's bias). */
-static const float *scaled_input(const stree_ops *ops, stree_workspace *ws, const float *u, int32_t n, int32_t d,
-                                 float mult) {
+/* u * mult into scratch (a layer input multiplier must not scale the projection's bias); the weight-type
+ * copy *u_wt then no longer matches and is dropped. */
+static const float *scaled_input(const stree_ops *ops, stree_workspace *ws, const float *u, const void **u_wt,
+                                 int32_t n, int32_t d, float mult) {
     if (mult == 1.0f) return u;
     axpby(ops, u, d, ws->tmp, d, n, d, mult, 0.0f);
+    *u_wt = NULL;
     return ws->tmp;
 }
 
@@ -58,7 +60,7 @@ static void mamba2_block(stree_state *st, int32_t layer, const stree_tree_view *
     int32_t GN = md->n_groups * md->d_state, li = l->mamba_index;
     stree_workspace *ws = &st->ws;
     float *proj = ws->big; /* [n, in_proj_dim]: z | x | B | C | dt */
-    if (md->in_mult != 1.0f) u = scaled_input(ops, ws, u, n, D, md->in_mult), u_wt = NULL;
+    u = scaled_input(ops, ws, u, &u_wt, n, D, md->in_mult);
     linear(ops, u, u_wt, D, w->in_proj, w->maybe_in_bias, proj, md->in_proj_dim, n, D, md->in_proj_dim, 1.0f, 0);
     /* Falcon-H1 muP: scale the five segments (a no-op elsewhere) */
     int32_t seg_end[5] = {I, 2 * I, 2 * I + GN, 2 * I + 2 * GN, md->in_proj_dim};
@@ -101,7 +103,7 @@ static void attention_block(stree_state *st, int32_t layer, const stree_tree_vie
     stree_workspace *ws = &st->ws;
     float *q = ws->big, *o = ws->big2;
     float *k = st->vc.k_tree[li], *v = st->vc.v_tree[li];
-    if (l->attn_in_mult != 1.0f) u = scaled_input(ops, ws, u, n, D, l->attn_in_mult), u_wt = NULL;
+    u = scaled_input(ops, ws, u, &u_wt, n, D, l->attn_in_mult);
     linear(ops, u, u_wt, D, w->q, w->maybe_q_bias, q, q_dim, n, D, q_dim, 1.0f, 0);
     linear(ops, u, u_wt, D, w->k, w->maybe_k_bias, k, kv_dim, n, D, kv_dim, 1.0f, 0);
     linear(ops, u, u_wt, D, w->v, w->maybe_v_bias, v, kv_dim, n, D, kv_dim, 1.0f, 0);

@@ -27,6 +27,9 @@ void stree_cuda_note(const char *what, const char *file, int line);
 
 static inline __host__ __device__ int ceil_div(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
+// 16-byte aligned (NULL is)
+static inline __host__ __device__ bool aligned16(const void *q) { return ((uintptr_t)q & 15) == 0; }
+
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
 
 // acc + a . b, in the order x, y, z, w

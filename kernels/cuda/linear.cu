@@ -176,7 +176,7 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     const __nv_bfloat16 *xb = (const __nv_bfloat16 *)p->maybe_x_wt; /* the norm's bf16 copy, else make one */
     if (!xb) {
         grow_scratch((void **)&g_xb, &g_xb_cap, (size_t)p->n * (size_t)p->k * sizeof *g_xb, (size_t)1 << 23);
-        if (p->k % 4 == 0 && p->ldx % 4 == 0 && ((uintptr_t)p->x & 15) == 0) {
+        if (p->k % 4 == 0 && p->ldx % 4 == 0 && aligned16(p->x)) {
             dim3 grid(ceil_div(p->k / 4, 256), p->n);
             to_bf16x4_kernel<<<grid, 256, 0, s>>>(p->x, p->ldx, g_xb, p->n, p->k, p->x_relu2);
         } else {

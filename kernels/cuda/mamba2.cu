@@ -56,8 +56,6 @@ __global__ void conv_tree4_kernel(stree_conv_tree_params p) {
         make_float4(silu_f(acc[0]), silu_f(acc[1]), silu_f(acc[2]), silu_f(acc[3]));
 }
 
-static bool aligned16(const void *q) { return ((uintptr_t)q & 15) == 0; }
-
 extern "C" void stree_cuda_conv_tree(const stree_conv_tree_params *p) {
     bool vec = p->k == 4 && p->channels % 4 == 0 && p->ldx % 4 == 0 && aligned16(p->x) && aligned16(p->window) &&
                aligned16(p->w) && aligned16(p->maybe_bias) && aligned16(p->out) && aligned16(p->maybe_x_copy);
@@ -138,6 +136,15 @@ __device__ __forceinline__ void mma_3xtf32(float (&d)[4], const uint32_t (&ah)[4
     mma_tf32(d, al, bh0, bh1);
     mma_tf32(d, ah, bl0, bl1);
     mma_tf32(d, ah, bh0, bh1);
+}
+
+// A fragments (rows gq, gq + 8; columns n, n + 4) of C, split into its tf32 hi part (C) and the rest (C_lo)
+template <int W>
+__device__ __forceinline__ void load_c_frags(const float (&C)[SCAN_NODES][W], const uint32_t (&C_lo)[SCAN_NODES][W],
+                                             int gq, int n, uint32_t (&ah)[4], uint32_t (&al)[4]) {
+    ah[0] = __float_as_uint(C[gq][n]), ah[1] = __float_as_uint(C[gq + 8][n]);
+    ah[2] = __float_as_uint(C[gq][n + 4]), ah[3] = __float_as_uint(C[gq + 8][n + 4]);
+    al[0] = C_lo[gq][n], al[1] = C_lo[gq + 8][n], al[2] = C_lo[gq][n + 4], al[3] = C_lo[gq + 8][n + 4];
 }
 
 #ifndef SCAN_KG /* k-steps of the committed product whose state fragments are loaded together (a tuning knob) */
@@ -270,9 +277,8 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
             for (int s = 0; s < SCAN_KG; s++) {
                 int n = 8 * (ks0 + s) + tq; /* C is zero past N (up to NMAX) and past n_here */
                 if (n >= NMAX) break;
-                uint32_t ah[4] = {__float_as_uint(C[gq][n]), __float_as_uint(C[gq + 8][n]), __float_as_uint(C[gq][n + 4]),
-                                    __float_as_uint(C[gq + 8][n + 4])};
-                uint32_t al[4] = {C_lo[gq][n], C_lo[gq + 8][n], C_lo[gq][n + 4], C_lo[gq + 8][n + 4]};
+                uint32_t ah[4], al[4];
+                load_c_frags(C, C_lo, gq, n, ah, al);
                 mma_3xtf32(d, ah, al, hb[2 * s], hb[2 * s + 1]);
             }
         }
@@ -317,9 +323,8 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
                 float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 for (int ks = half ? (nk + 1) / 2 : 0, ke = half ? nk : (nk + 1) / 2; ks < ke; ks++) {
                     int n = 8 * ks + tq; /* C and the B tile are zero past N */
-                    uint32_t ah[4] = {__float_as_uint(C[gq][n]), __float_as_uint(C[gq + 8][n]), __float_as_uint(C[gq][n + 4]),
-                                    __float_as_uint(C[gq + 8][n + 4])};
-                uint32_t al[4] = {C_lo[gq][n], C_lo[gq + 8][n], C_lo[gq][n + 4], C_lo[gq + 8][n + 4]};
+                    uint32_t ah[4], al[4];
+                    load_c_frags(C, C_lo, gq, n, ah, al);
                     const float *b = Bt + (8 * nt + gq) * ldb + n;
                     mma_3xtf32(d, ah, al, b[0], b[4]);
                 }

@@ -8,7 +8,7 @@
 // rows whose float4 chunks fit NORM_VEC per thread, 16-byte aligned
 static bool norm_vec_fits(int64_t len, int64_t ld_a, int64_t ld_b, const void *a, const void *b) {
     return len % 4 == 0 && len / 4 <= (int64_t)NORM_THREADS * NORM_VEC && ld_a % 4 == 0 && ld_b % 4 == 0 &&
-           ((uintptr_t)a & 15) == 0 && ((uintptr_t)b & 15) == 0;
+           aligned16(a) && aligned16(b);
 }
 
 static int norm_threads(int64_t len, bool vec) {
@@ -63,7 +63,7 @@ __global__ void rmsnorm_kernel(stree_rmsnorm_params p) {
 }
 
 extern "C" void stree_cuda_rmsnorm(const stree_rmsnorm_params *p) {
-    bool vec = norm_vec_fits(p->dim, p->ldx, p->ldy, p->x, p->y) && (!p->maybe_w || ((uintptr_t)p->maybe_w & 15) == 0) &&
+    bool vec = norm_vec_fits(p->dim, p->ldx, p->ldy, p->x, p->y) && aligned16(p->maybe_w) &&
                ((uintptr_t)p->maybe_y_wt & 7) == 0;
     int threads = norm_threads(p->dim, vec);
     if (vec) rmsnorm_vec_kernel<<<p->n, threads, 0, stree_cuda_stream()>>>(*p);
@@ -148,8 +148,8 @@ __global__ void gated_norm_kernel(stree_gated_norm_params p) {
 
 extern "C" void stree_cuda_gated_norm(const stree_gated_norm_params *p) {
     int gs = p->dim / p->groups;
-    bool vec = norm_vec_fits(gs, p->dim, p->ldz, p->y, p->z) && ((uintptr_t)p->out & 15) == 0 &&
-               (!p->maybe_w || ((uintptr_t)p->maybe_w & 15) == 0) && ((uintptr_t)p->maybe_out_wt & 7) == 0;
+    bool vec = norm_vec_fits(gs, p->dim, p->ldz, p->y, p->z) && aligned16(p->out) && aligned16(p->maybe_w) &&
+               ((uintptr_t)p->maybe_out_wt & 7) == 0;
     int threads = norm_threads(gs, vec);
     dim3 grid(p->n, p->groups);
     if (vec) gated_norm_vec_kernel<<<grid, threads, 0, stree_cuda_stream()>>>(*p);
