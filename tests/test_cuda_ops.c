@@ -349,6 +349,8 @@ Test(cuda_ops, rope_and_attention) {
     check_attention(9, 16, 2, 24, 1500, 0); /* eight query heads per KV head, three key tiles per split */
     check_attention(5, 3, 1, 18, 60, 0);    /* head dim not a multiple of 4: scalar loads, padded rows */
     check_attention(3, 4, 4, 256, 130, 0);  /* the largest head dim, a partial last key tile */
+    check_attention(64, 32, 8, 128, 512, 0); /* the 8B-like verify: fewer prefix splits than a decode step */
+    check_attention(256, 32, 8, 128, 300, 1); /* a prefill chunk after a prefix: fewer splits still */
 }
 
 /* tree conv, dt, the tree scan and both commits for one shape */

@@ -1,15 +1,14 @@
 // The skinny matmul (batch-invariant mode) against the default routing (GEMV for one row, cuBLAS for
 // more) and the GEMV, on the 8B-like matmul shapes. On the GPU machine, from bench/micro:
-//   nvcc -arch=sm_90 -std=c++17 -O3 -I../.. -I../../include -o /tmp/skinny skinny_vs_cublas.cu -lcublas
+//   nvcc -arch=sm_90 -std=c++17 -O3 -I../.. -I../../include -o /tmp/skinny skinny_vs_cublas.cu -lcublasLt
 //   /tmp/skinny LABEL [memset]     (memset: constant weights instead of a pattern)
 #include <stdio.h>
 #include <stdlib.h>
 #include "kernels/cuda/skinny.cu"
 #include "kernels/cuda/linear.cu"
+#include "kernels/cuda/gemm.cu"
 static cudaStream_t g_s;
 cudaStream_t stree_cuda_stream(void) { return g_s; }
-static cublasHandle_t g_h;
-cublasHandle_t stree_cuda_blas(void) { return g_h; }
 void stree_cuda_note(const char *w, const char *f, int l) { fprintf(stderr, "ERR %s %s:%d\n", w, f, l); exit(1); }
 __global__ void fill(__nv_bfloat16 *w, size_t n) { size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; if (i < n) w[i] = __float2bfloat16((float)((i * 2654435761u) % 1000) * 1e-4f - 0.05f); }
 __global__ void fillf(float *w, size_t n) { size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; if (i < n) w[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f; }
@@ -24,7 +23,7 @@ static double timeit(fn f, stree_matmul_params *p) {
   float ms; cudaEventElapsedTime(&ms, a, b); return ms * 1e3 / 20;
 }
 int main(int argc, char **argv) {
-  cudaStreamCreate(&g_s); cublasCreate(&g_h); cublasSetStream(g_h, g_s);
+  cudaStreamCreate(&g_s);
   int shapes[][2] = {{18560, 4096}, {4096, 8192}, {21504, 4096}, {4096, 21504}, {131072, 4096}};
   const char *tag = argc > 1 ? argv[1] : "";
   for (auto &sh : shapes) {

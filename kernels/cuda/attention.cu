@@ -31,14 +31,14 @@ extern "C" void stree_cuda_rope(const stree_rope_params *p) {
 
 // Tree attention in two parts whose partial softmaxes (max m, sum l, o[hd]) a third kernel merges in
 // a fixed order:
-//  - the committed prefix, split into ATTN_SPLITS key ranges: a block takes one KV head, one range
+//  - the committed prefix, split into `splits` key ranges: a block takes one KV head, one range
 //    and ATTN_ROWS query rows (nodes x the query heads sharing that KV head), stages ATTN_TILE keys
 //    and values in shared memory and runs them against every row, so K/V are read once per block
 //    rather than once per (node, head);
 //  - the tree keys: a block per (node, head) walks the node's ancestor-or-self path.
-// The split count is fixed so that captured graphs replay for any context length.
-#define ATTN_SPLITS 16
-#define ATTN_SLOTS (ATTN_SPLITS + 1) /* the last slot is the tree part */
+// A (node, head) has splits + 1 partial slots, the last for the tree part. The split count depends on
+// the tree size only, never on the context, so captured graphs replay for any context length.
+#define ATTN_MAX_SPLITS 16
 #define ATTN_PARTIAL (MAX_HEAD_DIM + 2)
 #define ATTN_ROWS 32
 #define ATTN_TILE 32
@@ -124,7 +124,7 @@ __device__ __forceinline__ void score_tile(const float *Qs, const float *Ks, flo
             S[(ty + 16 * r) * (ATTN_TILE + 1) + tx + 8 * j] = tx + 8 * j < nt ? acc[r][j] * scale : -INFINITY;
 }
 
-// grid (n_kv_heads, ATTN_SPLITS, node chunks). Per key tile, three phases with register tiles:
+// grid (n_kv_heads, splits, node chunks). Per key tile, three phases with register tiles:
 //   S = Q K^T    thread (ty, tx): rows ty, ty + 16 x keys tx + 8j (j < 4), float4 steps over d;
 //   softmax      warp w: rows w + 4r, a lane per key; running m, l per row in shared memory;
 //   O += P V     warp w: rows w + 4r (P^T stores them contiguously), lane: float4 columns of d.
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_
         }
     }
     if (tid < ATTN_ROWS) m_s[tid] = -INFINITY, l_s[tid] = 0.0f;
-    int chunk = (n_past + ATTN_SPLITS - 1) / ATTN_SPLITS;
+    int splits = gridDim.y, chunk = (n_past + splits - 1) / splits;
     int begin = z * chunk, end = min(n_past, begin + chunk);
     float4 o[ATTN_ROWS / PREFIX_WARPS][C4];
 #pragma unroll
@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_
         int row = warp + PREFIX_WARPS * r;
         if (row >= n_rows) continue;
         int i = node0 + row / G, h = hk * G + row % G;
-        float *part = partials + (((int64_t)i * p.n_heads + h) * ATTN_SLOTS + z) * ATTN_PARTIAL;
+        float *part = partials + (((int64_t)i * p.n_heads + h) * (splits + 1) + z) * ATTN_PARTIAL;
         if (lane == 0) part[0] = m_s[row], part[1] = l_s[row];
 #pragma unroll
         for (int c = 0; c < C4; c++) {
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_
 }
 
 // grid (n, n_heads): the node's ancestor-or-self tree keys, warps split them with an online softmax
-__global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials) {
+__global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials, int splits) {
     __shared__ int path[MAX_PATH];
     __shared__ int par[STAGED_PARENTS];
     __shared__ int n_path;
@@ -316,7 +316,7 @@ __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials)
     __syncthreads();
     float M = -INFINITY;
     for (int w = 0; w < n_warps; w++) M = fmaxf(M, w_m[w]);
-    float *part = partials + (((int64_t)i * p.n_heads + h) * ATTN_SLOTS + ATTN_SPLITS) * ATTN_PARTIAL;
+    float *part = partials + (((int64_t)i * p.n_heads + h) * (splits + 1) + splits) * ATTN_PARTIAL;
     if (threadIdx.x == 0) {
         float L = 0.0f;
         for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - M);
@@ -331,25 +331,48 @@ __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials)
     }
 }
 
-__global__ void attn_combine_kernel(stree_attn_tree_params p, const float *partials) {
-    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
-    const float *part = partials + ((int64_t)i * p.n_heads + h) * ATTN_SLOTS * ATTN_PARTIAL;
+// the (node, head)'s partial slots merged in slot order
+__global__ void attn_combine_kernel(stree_attn_tree_params p, const float *partials, int splits) {
+    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, slots = splits + 1;
+    const float *part = partials + ((int64_t)i * p.n_heads + h) * slots * ATTN_PARTIAL;
     float M = -INFINITY;
-    for (int z = 0; z < ATTN_SLOTS; z++) M = fmaxf(M, part[z * ATTN_PARTIAL]);
+    for (int z = 0; z < slots; z++) M = fmaxf(M, part[z * ATTN_PARTIAL]);
     float L = 0.0f;
-    for (int z = 0; z < ATTN_SLOTS; z++) {
+    for (int z = 0; z < slots; z++) {
         float mz = part[z * ATTN_PARTIAL];
         if (mz != -INFINITY) L += part[z * ATTN_PARTIAL + 1] * __expf(mz - M);
     }
     float *out = p.out + i * (int64_t)p.n_heads * hd + (int64_t)h * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int z = 0; z < ATTN_SLOTS; z++) {
+        for (int z = 0; z < slots; z++) {
             float mz = part[z * ATTN_PARTIAL];
             if (mz != -INFINITY) acc += part[z * ATTN_PARTIAL + 2 + d] * __expf(mz - M);
         }
         out[d] = acc / L;
     }
+}
+
+// Key ranges of the committed prefix: as many as keep the prefix kernel to one wave (up to
+// ATTN_MAX_SPLITS), fewer for larger trees, whose node chunks already fill the device, so that
+// blocks get longer ranges and the partials stay small (a 64-node tree: 8 instead of 16, half the
+// partial traffic). The batch-invariant mode keeps ATTN_MAX_SPLITS for every tree, so a node's
+// sums never depend on the tree size.
+static int attn_splits(int row_blocks, int head_dim, size_t smem) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0;
+        CUDA_OK(cudaGetDevice(&dev));
+        CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    }
+    int per_sm = 0; /* prefix blocks resident per SM */
+    CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, head_dim <= 128 ? attn_prefix_kernel<1> : attn_prefix_kernel<2>,
+                                                          PREFIX_THREADS, smem));
+    int64_t slots = (int64_t)(sms > 0 ? sms : 1) * (per_sm > 0 ? per_sm : 1);
+    int s = ATTN_MAX_SPLITS;
+    if (!stree_cuda_batch_invariant())
+        while (s > 1 && (int64_t)row_blocks * s > slots) s /= 2;
+    return s;
 }
 
 extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
@@ -358,8 +381,12 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
                         __FILE__, __LINE__);
         return;
     }
-    grow_scratch((void **)&g_partials, &g_partials_cap,
-                 (size_t)p->tree.n * (size_t)p->n_heads * ATTN_SLOTS * ATTN_PARTIAL * sizeof(float), 0);
+    int G = p->n_heads / p->n_kv_heads, nodes_per_block = ATTN_ROWS / G > 0 ? ATTN_ROWS / G : 1;
+    if (G > ATTN_ROWS) {
+        stree_cuda_note("more than 32 query heads per KV head is not supported by the CUDA backend", __FILE__,
+                        __LINE__);
+        return;
+    }
     cudaStream_t s = stree_cuda_stream();
     size_t smem = sizeof(float) * (size_t)prefix_layout(p->head_dim).total;
     static size_t smem_set;
@@ -368,20 +395,17 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
         CUDA_OK(cudaFuncSetAttribute(attn_prefix_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         smem_set = smem;
     }
-    int G = p->n_heads / p->n_kv_heads, nodes_per_block = ATTN_ROWS / G > 0 ? ATTN_ROWS / G : 1;
-    if (G > ATTN_ROWS) {
-        stree_cuda_note("more than 32 query heads per KV head is not supported by the CUDA backend", __FILE__,
-                        __LINE__);
-        return;
-    }
-    dim3 g0(p->n_kv_heads, ATTN_SPLITS, ceil_div(p->tree.n, nodes_per_block));
+    int node_chunks = ceil_div(p->tree.n, nodes_per_block), splits = attn_splits(p->n_kv_heads * node_chunks, p->head_dim, smem);
+    grow_scratch((void **)&g_partials, &g_partials_cap,
+                 (size_t)p->tree.n * (size_t)p->n_heads * (splits + 1) * ATTN_PARTIAL * sizeof(float), 0);
+    dim3 g0(p->n_kv_heads, splits, node_chunks);
     if (p->head_dim <= 128) attn_prefix_kernel<1><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
     else attn_prefix_kernel<2><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
     LAUNCHED();
     dim3 g1(p->tree.n, p->n_heads);
-    attn_tree_part_kernel<<<g1, ATTN_WARPS * 32, 0, s>>>(*p, g_partials);
+    attn_tree_part_kernel<<<g1, ATTN_WARPS * 32, 0, s>>>(*p, g_partials, splits);
     LAUNCHED();
     dim3 g2(p->tree.n, p->n_heads);
-    attn_combine_kernel<<<g2, 128, 0, s>>>(*p, g_partials);
+    attn_combine_kernel<<<g2, 128, 0, s>>>(*p, g_partials, splits);
     LAUNCHED();
 }

@@ -1,7 +1,7 @@
-// Shared by the CUDA backend's files: the stream, the cuBLAS handle, sticky error reporting.
+// Shared by the CUDA backend's files: the stream, the cuBLASLt GEMM, sticky error reporting.
 #pragma once
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -9,7 +9,13 @@
 #include "kernels/ops.h"
 
 cudaStream_t stree_cuda_stream(void);
-cublasHandle_t stree_cuda_blas(void);
+// STREE_CUDA_BATCH_INVARIANT=1: a node's results do not depend on how many nodes share the step (linear.cu)
+bool stree_cuda_batch_invariant(void);
+// The cuBLASLt handle and workspace (gemm.cu); made before a capture starts.
+void stree_cuda_gemm_init(void);
+// y[n, m] (ldy) = alpha * x[n, k] w[m, k]^T + beta * y: bf16 w and x, fp32 accumulation and y
+extern "C" void stree_cuda_gemm_bf16(int m, int n, int k, float alpha, const void *w, const void *x, float beta, float *y,
+                                     int64_t ldy);
 // Records the first failure (file:line and the CUDA / cuBLAS message) for take_error.
 void stree_cuda_note(const char *what, const char *file, int line);
 
@@ -21,7 +27,7 @@ void stree_cuda_note(const char *what, const char *file, int line);
 #define CUBLAS_OK(call)                                                               \
     do {                                                                              \
         cublasStatus_t s_ = (call);                                                   \
-        if (s_ != CUBLAS_STATUS_SUCCESS) stree_cuda_note(cublasGetStatusString(s_), __FILE__, __LINE__); \
+        if (s_ != CUBLAS_STATUS_SUCCESS) stree_cuda_note(cublasLtGetStatusString(s_), __FILE__, __LINE__); \
     } while (0)
 #define LAUNCHED() CUDA_OK(cudaGetLastError())
 

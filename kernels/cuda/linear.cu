@@ -1,4 +1,4 @@
-// CUDA backend: dense layers (a decode GEMV and cuBLAS; bf16 weights, fp32 accumulation), FFN
+// CUDA backend: dense layers (a decode GEMV and cuBLASLt, gemm.cu; bf16 weights, fp32 accumulation), FFN
 // activations, routing, routed experts, embedding and axpby. Top-k is in topk.cu.
 #include <math.h>
 #include <stdlib.h>
@@ -150,8 +150,9 @@ static int gemv_max_rows(void) {
 
 /* STREE_CUDA_BATCH_INVARIANT=1: every matmul of n <= 128 rows goes to the skinny matmul (skinny.cu),
  * whose row i of an n-row product is bitwise the 1-row product, so a drafter's step and the verify of
- * the same token agree exactly. It is slower than the GEMV and cuBLAS on the H200 (docs/PERF.md). */
-static bool batch_invariant(void) {
+ * the same token agree exactly (and attention keeps one split of the prefix for every tree size,
+ * attention.cu). It is slower than the GEMV and cuBLAS on the H200 (docs/PERF.md). */
+bool stree_cuda_batch_invariant(void) {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("STREE_CUDA_BATCH_INVARIANT");
@@ -162,7 +163,7 @@ static bool batch_invariant(void) {
 
 extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
     cudaStream_t s = stree_cuda_stream();
-    if (batch_invariant() && stree_cuda_skinny_fits(p)) {
+    if (stree_cuda_batch_invariant() && stree_cuda_skinny_fits(p)) {
         stree_cuda_skinny_matmul(p);
         return;
     }
@@ -186,11 +187,7 @@ extern "C" void stree_cuda_matmul(const stree_matmul_params *p) {
         LAUNCHED();
         xb = g_xb;
     }
-    // row-major y[n, m] = x[n, k] w[m, k]^T  <=>  column-major Y (m x n) = W^T(k x m)^T X(k x n)
-    float alpha = p->alpha, beta = p->accumulate ? 1.0f : 0.0f;
-    CUBLAS_OK(cublasGemmEx(stree_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, p->m, p->n, p->k, &alpha, p->w, CUDA_R_16BF,
-                           p->k, xb, CUDA_R_16BF, p->k, &beta, p->y, CUDA_R_32F, (int)p->ldy, CUBLAS_COMPUTE_32F,
-                           CUBLAS_GEMM_DEFAULT));
+    stree_cuda_gemm_bf16(p->m, p->n, p->k, p->alpha, p->w, xb, p->accumulate ? 1.0f : 0.0f, p->y, p->ldy);
     if (p->maybe_bias) {
         dim3 g2(ceil_div(p->m, 256), p->n);
         add_bias_kernel<<<g2, 256, 0, s>>>(p->y, p->ldy, p->maybe_bias, p->alpha, p->n, p->m);

@@ -1,4 +1,4 @@
-// CUDA backend: device memory, the stream and handle, error reporting.
+// CUDA backend: device memory, the stream, graphs, error reporting.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,6 @@
 #include "kernels/cuda/common.cuh"
 
 static cudaStream_t g_stream;
-static cublasHandle_t g_blas;
 static char g_error[512];
 static int g_has_error;
 
@@ -26,20 +25,6 @@ extern "C" const char *stree_cuda_take_error(void) {
 cudaStream_t stree_cuda_stream(void) {
     if (!g_stream) CUDA_OK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
     return g_stream;
-}
-
-cublasHandle_t stree_cuda_blas(void) {
-    if (!g_blas) {
-        CUBLAS_OK(cublasCreate(&g_blas));
-        CUBLAS_OK(cublasSetStream(g_blas, stree_cuda_stream()));
-        CUBLAS_OK(cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH));
-        /* a fixed workspace, so that GEMMs captured into graphs never allocate */
-        void *ws = NULL;
-        size_t ws_bytes = (size_t)64 << 20;
-        CUDA_OK(cudaMalloc(&ws, ws_bytes));
-        CUBLAS_OK(cublasSetWorkspace(g_blas, ws, ws_bytes));
-    }
-    return g_blas;
 }
 
 extern "C" int stree_cuda_available(void) {
@@ -130,7 +115,7 @@ extern "C" float *stree_cuda_random_vector(int64_t n, uint64_t seed, float lo, f
 }
 
 extern "C" void stree_cuda_graph_begin(void) {
-    stree_cuda_blas(); /* create the handle outside the capture */
+    stree_cuda_gemm_init(); /* the handle and workspace, outside the capture */
     CUDA_OK(cudaStreamBeginCapture(stree_cuda_stream(), cudaStreamCaptureModeThreadLocal));
 }
 
