@@ -29,15 +29,16 @@ extern "C" void stree_cuda_rope(const stree_rope_params *p) {
     LAUNCHED();
 }
 
-// Tree attention in two parts whose partial softmaxes (max m, sum l, o[hd]) a third kernel merges in
-// a fixed order:
+// Tree attention in two parts whose partial softmaxes (max m, sum l, o[hd]) are merged in a fixed
+// order:
 //  - the committed prefix, split into `splits` key ranges: a block takes one KV head, one range
 //    and ATTN_ROWS query rows (nodes x the query heads sharing that KV head), stages ATTN_TILE keys
 //    and values in shared memory and runs them against every row, so K/V are read once per block
 //    rather than once per (node, head);
-//  - the tree keys: a block per (node, head) walks the node's ancestor-or-self path.
-// A (node, head) has splits + 1 partial slots, the last for the tree part. The split count depends on
-// the tree size only, never on the context, so captured graphs replay for any context length.
+//  - the tree keys: a block per (node, head) walks the node's ancestor-or-self path, then merges the
+//    prefix kernel's partials (one slot per split, in global memory) and its own.
+// The split count depends on the tree size only, never on the context, so captured graphs replay for
+// any context length.
 #define ATTN_MAX_SPLITS 16
 #define ATTN_PARTIAL (MAX_HEAD_DIM + 2)
 #define ATTN_ROWS 32
@@ -241,7 +242,7 @@ __global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_
         int row = warp + PREFIX_WARPS * r;
         if (row >= n_rows) continue;
         int i = node0 + row / G, h = hk * G + row % G;
-        float *part = partials + (((int64_t)i * p.n_heads + h) * (splits + 1) + z) * ATTN_PARTIAL;
+        float *part = partials + (((int64_t)i * p.n_heads + h) * splits + z) * ATTN_PARTIAL;
         if (lane == 0) part[0] = m_s[row], part[1] = l_s[row];
 #pragma unroll
         for (int c = 0; c < C4; c++) {
@@ -254,13 +255,17 @@ __global__ void __launch_bounds__(PREFIX_THREADS) attn_prefix_kernel(stree_attn_
     }
 }
 
-// grid (n, n_heads): the node's ancestor-or-self tree keys, warps split them with an online softmax
-__global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials, int splits) {
+// grid (n, n_heads): the node's ancestor-or-self tree keys (warps split them, each with an online
+// softmax), then the merge of the prefix kernel's partial slots and the tree part's, in slot order (the
+// tree part last)
+__global__ void attn_tree_combine_kernel(stree_attn_tree_params p, const float *partials, int splits) {
     __shared__ int path[MAX_PATH];
     __shared__ int par[STAGED_PARENTS];
     __shared__ int n_path;
     __shared__ float w_m[ATTN_WARPS], w_l[ATTN_WARPS];
     __shared__ float w_o[ATTN_WARPS][MAX_HEAD_DIM];
+    __shared__ float t_o[MAX_HEAD_DIM]; /* the tree part's partial: max t_m, sum t_l, o */
+    __shared__ float t_m, t_l;
     int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
     if (p.tree.depth[i] == i) { /* a chain from the root (prefill): the path is i, i-1, .., 0 */
@@ -314,41 +319,37 @@ __global__ void attn_tree_part_kernel(stree_attn_tree_params p, float *partials,
         if (d < hd) w_o[warp][d] = o[r];
     }
     __syncthreads();
-    float M = -INFINITY;
-    for (int w = 0; w < n_warps; w++) M = fmaxf(M, w_m[w]);
-    float *part = partials + (((int64_t)i * p.n_heads + h) * (splits + 1) + splits) * ATTN_PARTIAL;
+    float Mt = -INFINITY;
+    for (int w = 0; w < n_warps; w++) Mt = fmaxf(Mt, w_m[w]);
     if (threadIdx.x == 0) {
         float L = 0.0f;
-        for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - M);
-        part[0] = M;
-        part[1] = L;
+        for (int w = 0; w < n_warps; w++) L += w_m[w] == -INFINITY ? 0.0f : w_l[w] * __expf(w_m[w] - Mt);
+        t_m = Mt, t_l = L;
     }
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
         for (int w = 0; w < n_warps; w++)
-            if (w_m[w] != -INFINITY) acc += w_o[w][d] * __expf(w_m[w] - M);
-        part[2 + d] = acc;
+            if (w_m[w] != -INFINITY) acc += w_o[w][d] * __expf(w_m[w] - Mt);
+        t_o[d] = acc;
     }
-}
-
-// the (node, head)'s partial slots merged in slot order
-__global__ void attn_combine_kernel(stree_attn_tree_params p, const float *partials, int splits) {
-    int i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, slots = splits + 1;
-    const float *part = partials + ((int64_t)i * p.n_heads + h) * slots * ATTN_PARTIAL;
-    float M = -INFINITY;
-    for (int z = 0; z < slots; z++) M = fmaxf(M, part[z * ATTN_PARTIAL]);
+    __syncthreads();
+    const float *part = partials + ((int64_t)i * p.n_heads + h) * splits * ATTN_PARTIAL;
+    float M = t_m;
+    for (int z = 0; z < splits; z++) M = fmaxf(M, part[z * ATTN_PARTIAL]);
     float L = 0.0f;
-    for (int z = 0; z < slots; z++) {
+    for (int z = 0; z < splits; z++) {
         float mz = part[z * ATTN_PARTIAL];
         if (mz != -INFINITY) L += part[z * ATTN_PARTIAL + 1] * __expf(mz - M);
     }
+    if (t_m != -INFINITY) L += t_l * __expf(t_m - M);
     float *out = p.out + i * (int64_t)p.n_heads * hd + (int64_t)h * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int z = 0; z < slots; z++) {
+        for (int z = 0; z < splits; z++) {
             float mz = part[z * ATTN_PARTIAL];
             if (mz != -INFINITY) acc += part[z * ATTN_PARTIAL + 2 + d] * __expf(mz - M);
         }
+        if (t_m != -INFINITY) acc += t_o[d] * __expf(t_m - M);
         out[d] = acc / L;
     }
 }
@@ -397,15 +398,12 @@ extern "C" void stree_cuda_attn_tree(const stree_attn_tree_params *p) {
     }
     int node_chunks = ceil_div(p->tree.n, nodes_per_block), splits = attn_splits(p->n_kv_heads * node_chunks, p->head_dim, smem);
     grow_scratch((void **)&g_partials, &g_partials_cap,
-                 (size_t)p->tree.n * (size_t)p->n_heads * (splits + 1) * ATTN_PARTIAL * sizeof(float), 0);
+                 (size_t)p->tree.n * (size_t)p->n_heads * splits * ATTN_PARTIAL * sizeof(float), 0);
     dim3 g0(p->n_kv_heads, splits, node_chunks);
     if (p->head_dim <= 128) attn_prefix_kernel<1><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
     else attn_prefix_kernel<2><<<g0, PREFIX_THREADS, smem, s>>>(*p, g_partials);
     LAUNCHED();
     dim3 g1(p->tree.n, p->n_heads);
-    attn_tree_part_kernel<<<g1, ATTN_WARPS * 32, 0, s>>>(*p, g_partials, splits);
-    LAUNCHED();
-    dim3 g2(p->tree.n, p->n_heads);
-    attn_combine_kernel<<<g2, 128, 0, s>>>(*p, g_partials, splits);
+    attn_tree_combine_kernel<<<g1, ATTN_WARPS * 32, 0, s>>>(*p, g_partials, splits);
     LAUNCHED();
 }

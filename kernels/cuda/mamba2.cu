@@ -181,9 +181,9 @@ __device__ __forceinline__ void stage_row_async(float *dst, const float *src, in
 //              B and x rows are copied in (cp.async; the nearest tile at the start, with C), C_i . B_j
 //              is another 3xTF32 mma product, the coefficients are zero where j is not on the node's
 //              path (a mask each node's walk up its path sets), then each thread's (node, float4 of
-//              the head dim) sums, kept in shared memory across tiles.
-// A node's sums run over its own path, nearest ancestor first, adding exact zeros for the other j,
-// and each mma output depends only on its own row and column, so a node gets the same y in a decode
+//              the head dim) sums over the mask's ancestors, kept in shared memory across tiles.
+// A node's sums run over its own path, nearest ancestor first (the other j of a tile are skipped:
+// their coefficients are zero), and each mma output depends only on its own row and column, so a node gets the same y in a decode
 // step and inside any tree. NMAX bounds d_state; with 128 the kernel fits 64 registers, so four
 // blocks share an SM (a 64-node tree's 512 blocks for 128 heads run in one wave on the H200).
 #ifndef SCAN_BLOCKS_128 /* blocks per SM the 128-state kernel is compiled for (a tuning knob) */
@@ -341,7 +341,8 @@ __global__ void __launch_bounds__(SCAN_THREADS, NMAX == 128 ? SCAN_BLOCKS_128 : 
         __syncthreads();
         for (int pp = 4 * c4; kt < n_here && pp < P4; pp += 64) {
             float4 acc = *reinterpret_cast<const float4 *>(ys + kt * P4 + pp);
-            for (int jj = rows - 1; jj >= 0; jj--) { /* nearest first */
+            for (unsigned b = bits[kt]; b; b &= ~(1u << (31 - __clz(b)))) { /* the path's j, nearest first */
+                int jj = 31 - __clz(b);
                 float a = A[kt][jj];
                 float4 x = *reinterpret_cast<const float4 *>(Xt + jj * P4 + pp);
                 acc = make_float4(fmaf(a, x.x, acc.x), fmaf(a, x.y, acc.y), fmaf(a, x.z, acc.z), fmaf(a, x.w, acc.w));
