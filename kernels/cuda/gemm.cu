@@ -4,11 +4,13 @@
 // cuBLAS's heuristic pick is often not the fastest for the few-row products of a verify: on the H200,
 // for 64 rows, the 4096 x 8192 out projection takes 24.9 us with it and 21.8 us with another of the
 // algorithms the same heuristic lists, and the 131072 x 4096 LM head 302 against 273 us
-// (bench/micro/cublaslt_algos.cu, docs/PERF.md). So the first eager call of a shape of up to
-// GEMM_TUNE_MAX_ROWS rows times the heuristic's candidates on the real operands (into a scratch
-// output, the L2 flushed before each run, as the weights stream from DRAM in a forward) and keeps the
-// fastest when it beats the heuristic's first by GEMM_TUNE_MARGIN; the choice then holds for the
-// process, for the eager calls and the graphs captured after them.
+// (bench/micro/cublaslt_algos.cu, docs/PERF.md). So the first eager call of a shape whose row count
+// is a power of two up to GEMM_TUNE_MAX_ROWS (the forward's graph buckets: a handful of shapes per
+// model) times the heuristic's candidates on the real operands (into a scratch output, the L2 flushed
+// before each run, as the weights stream from DRAM in a forward) and keeps the fastest when it beats
+// the heuristic's first by GEMM_TUNE_MARGIN; the choice then holds for the process, for the eager calls
+// and the graphs captured after them. Other shapes take the heuristic's first. Tuning a shape costs
+// ~40 runs of it (about 15 ms for the 8B-like LM head at 64 rows), once.
 //
 // Timing makes the choice, so two processes can pick differently when two algorithms are within
 // noise, and their results can then differ in the last bits (a different split of k). Within a
@@ -226,7 +228,8 @@ extern "C" void stree_cuda_gemm_bf16(int m, int n, int k, float alpha, const voi
     cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
     CUDA_OK(cudaStreamIsCapturing(stree_cuda_stream(), &cap));
     bool keep = e && cap == cudaStreamCaptureStatusNone; /* no timing inside a capture, and nothing kept */
-    int pick = keep && tuning_on() && n <= GEMM_TUNE_MAX_ROWS && n_res > 1 ? tune(d, res, n_res, n, ldy, w, x, beta) : 0;
+    bool tunable = n <= GEMM_TUNE_MAX_ROWS && (n & (n - 1)) == 0; /* the graph buckets: a few shapes to time */
+    int pick = keep && tuning_on() && tunable && n_res > 1 ? tune(d, res, n_res, n, ldy, w, x, beta) : 0;
     CUBLAS_OK(run(d, &res[pick].algo, alpha, w, x, beta, y));
     if (keep) {
         e->used = true, e->key = key, e->d = d, e->algo = res[pick].algo;
