@@ -9,6 +9,7 @@
 #include "kernels/cuda/gemm.cu"
 static cudaStream_t g_s;
 cudaStream_t stree_cuda_stream(void) { return g_s; }
+int stree_cuda_sm_count(void) { int n = 0; cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, 0); return n > 0 ? n : 1; }
 void stree_cuda_note(const char *w, const char *f, int l) { fprintf(stderr, "ERR %s %s:%d\n", w, f, l); exit(1); }
 __global__ void fill(__nv_bfloat16 *w, size_t n) { size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; if (i < n) w[i] = __float2bfloat16((float)((i * 2654435761u) % 1000) * 1e-4f - 0.05f); }
 __global__ void fillf(float *w, size_t n) { size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; if (i < n) w[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f; }

@@ -360,16 +360,15 @@ __global__ void attn_tree_combine_kernel(stree_attn_tree_params p, const float *
 // partial traffic). The batch-invariant mode keeps ATTN_MAX_SPLITS for every tree, so a node's
 // sums never depend on the tree size.
 static int attn_splits(int row_blocks, int head_dim, size_t smem) {
-    static int sms = 0;
-    if (!sms) {
-        int dev = 0;
-        CUDA_OK(cudaGetDevice(&dev));
-        CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    static int per_sm[2];          /* prefix blocks resident per SM, per kernel variant ... */
+    static size_t per_sm_smem[2];  /* ... for this much shared memory */
+    int v = head_dim <= 128 ? 0 : 1;
+    if (per_sm_smem[v] != smem) {
+        CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm[v], v ? attn_prefix_kernel<2> : attn_prefix_kernel<1>,
+                                                              PREFIX_THREADS, smem));
+        per_sm_smem[v] = smem;
     }
-    int per_sm = 0; /* prefix blocks resident per SM */
-    CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, head_dim <= 128 ? attn_prefix_kernel<1> : attn_prefix_kernel<2>,
-                                                          PREFIX_THREADS, smem));
-    int64_t slots = (int64_t)(sms > 0 ? sms : 1) * (per_sm > 0 ? per_sm : 1);
+    int64_t slots = (int64_t)stree_cuda_sm_count() * (per_sm[v] > 0 ? per_sm[v] : 1);
     int s = ATTN_MAX_SPLITS;
     if (!stree_cuda_batch_invariant())
         while (s > 1 && (int64_t)row_blocks * s > slots) s /= 2;

@@ -9,6 +9,8 @@
 #include "kernels/ops.h"
 
 cudaStream_t stree_cuda_stream(void);
+// The current device's SM count (at least 1), read once
+int stree_cuda_sm_count(void);
 // STREE_CUDA_BATCH_INVARIANT=1: a node's results do not depend on how many nodes share the step (linear.cu)
 bool stree_cuda_batch_invariant(void);
 // The cuBLASLt handle and workspace (gemm.cu); made before a capture starts.

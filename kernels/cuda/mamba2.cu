@@ -183,8 +183,8 @@ __device__ __forceinline__ void stage_row_async(float *dst, const float *src, in
 //              path (a mask each node's walk up its path sets), then each thread's (node, float4 of
 //              the head dim) sums over the mask's ancestors, kept in shared memory across tiles.
 // A node's sums run over its own path, nearest ancestor first (the other j of a tile are skipped:
-// their coefficients are zero), and each mma output depends only on its own row and column, so a node gets the same y in a decode
-// step and inside any tree. NMAX bounds d_state; with 128 the kernel fits 64 registers, so four
+// their coefficients are zero), and each mma output depends only on its own row and column, so a node
+// gets the same y in a decode step and inside any tree. NMAX bounds d_state; with 128 the kernel fits 64 registers, so four
 // blocks share an SM (a 64-node tree's 512 blocks for 128 heads run in one wave on the H200).
 #ifndef SCAN_BLOCKS_128 /* blocks per SM the 128-state kernel is compiled for (a tuning knob) */
 #define SCAN_BLOCKS_128 4

@@ -27,6 +27,17 @@ cudaStream_t stree_cuda_stream(void) {
     return g_stream;
 }
 
+int stree_cuda_sm_count(void) {
+    static int n = 0;
+    if (!n) {
+        int dev = 0;
+        CUDA_OK(cudaGetDevice(&dev));
+        CUDA_OK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+        if (n <= 0) n = 1;
+    }
+    return n;
+}
+
 extern "C" int stree_cuda_available(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {

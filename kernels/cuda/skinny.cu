@@ -54,20 +54,9 @@ struct skinny_split {
     int splits, kslice;
 };
 
-static int sm_count(void) {
-    static int n = 0;
-    if (!n) {
-        int dev = 0;
-        CUDA_OK(cudaGetDevice(&dev));
-        CUDA_OK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-        if (n <= 0) n = 1;
-    }
-    return n;
-}
-
 // The split of k over blocks: at least one block per SM, from (m, k) and the device only (batch invariance).
 static skinny_split skinny_split_for(int m, int k) {
-    int s = ceil_div(sm_count(), ceil_div(m, SK_BM)), most = k / SK_MIN_KSLICE;
+    int s = ceil_div(stree_cuda_sm_count(), ceil_div(m, SK_BM)), most = k / SK_MIN_KSLICE;
     if (s > most) s = most;
     if (s > SK_MAX_SPLITS) s = SK_MAX_SPLITS;
     if (s < 1) s = 1;
